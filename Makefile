@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   - set up, then load a seeded local Lexful server (the sandbox) and show it
+#   make test   - set up, then run the whole test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint format bench-sandbox setup
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/python -m lexful_source.sandbox.demo
+
+test: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-sandbox: setup
+	$(BIN)/python benchmarks/sandbox_throughput.py
