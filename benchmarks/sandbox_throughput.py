@@ -43,8 +43,13 @@ def token(client: httpx.Client, creds: dict[str, str]) -> dict[str, str]:
 
 
 def fetch_page(client: httpx.Client, offset: int) -> tuple[int, int]:
-    params = {"updated_at[gte]": "2000-01-01T00:00:00Z", "sort": "updated_at,id",
-              "order": "ASC", "limit": PAGE, "offset": offset}  # fmt: skip
+    params = {
+        "updated_at[gte]": "2000-01-01T00:00:00Z",
+        "sort": "updated_at,id",
+        "order": "ASC",
+        "limit": PAGE,
+        "offset": offset,
+    }
     r = client.get(f"/v1/assets/{TYPE}", params=params)
     r.raise_for_status()
     doc = orjson.loads(r.content)
@@ -67,8 +72,15 @@ def one_pass(creds: dict[str, str], workers: int) -> tuple[int, float, int]:
 
 
 def start_subprocess(contacts: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    cmd = [sys.executable, "-m", "lexful_source.sandbox", "--port", "0", "--contacts",
-           str(contacts)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lexful_source.sandbox",
+        "--port",
+        "0",
+        "--contacts",
+        str(contacts),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     creds: dict[str, str] = {}
@@ -93,8 +105,11 @@ def main() -> None:
         for i in range(args.passes):
             count, seconds, total = one_pass(creds, workers)
             assert count == total, f"served {count} of {total} records"
-            print(f"{label}, pass {i + 1}: {count:,} records in {seconds:.2f} s "
-                  f"= {count / seconds:,.0f} records/s", flush=True)  # fmt: skip
+            print(
+                f"{label}, pass {i + 1}: {count:,} records in {seconds:.2f} s "
+                f"= {count / seconds:,.0f} records/s",
+                flush=True,
+            )
             rows.append((f"{label}, pass {i + 1}", count, seconds))
 
     proc, creds = start_subprocess(args.contacts)
@@ -108,8 +123,10 @@ def main() -> None:
     with LexfulSandbox(settings) as sandbox:
         run("in-process, 1 client thread", sandbox.credentials, 1)
 
-    print(f"\n| server / client ({args.contacts:,} contacts, pages of {PAGE}) "
-          "| records | seconds | records/s |")  # fmt: skip
+    print(
+        f"\n| server / client ({args.contacts:,} contacts, pages of {PAGE}) "
+        "| records | seconds | records/s |"
+    )
     print("|---|---:|---:|---:|")
     for label, count, seconds in rows:
         print(f"| {label} | {count:,} | {seconds:.2f} | {count / seconds:,.0f} |")

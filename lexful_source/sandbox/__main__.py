@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=int, default=None, help="default: scales with contacts")
     p.add_argument("--token-lifetime", type=int, default=3600, help="seconds")
     p.add_argument("--token-field", choices=TOKEN_FIELDS, default="token")
-    p.add_argument("--expiry-field", choices=[f or "none" for f in EXPIRY_FIELDS],
-                   default="expires_in")  # fmt: skip
+    p.add_argument(
+        "--expiry-field", choices=[f or "none" for f in EXPIRY_FIELDS], default="expires_in"
+    )
     p.add_argument("--timestamp-style", choices=TIMESTAMP_STYLES, default="millis")
     p.add_argument("--archive-bumps-updated-at", action="store_true")
     p.add_argument("--latency-ms", type=float, default=0.0)

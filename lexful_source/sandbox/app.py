@@ -9,62 +9,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
-from http import HTTPStatus
 from typing import Any
 
 import orjson
 
 from .auth import Authenticator
 from .catalogue import ORGANIZATION_STATUSES, VISIBILITIES
+from .files import PRESIGNED, FileStore
+from .messages import (
+    JSON,
+    ApiError,
+    Request,
+    RequestInfo,
+    Response,
+    error_body,
+    json_object,
+    param,
+)
 from .query import BadRequest, parse_bool, parse_list_query, run_query
 from .store import Collection, NotFound, Row, Store
 from .timestamps import parse_instant
-
-JSON = "application/json; charset=utf-8"
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    params: list[tuple[str, str]]
-    headers: dict[str, str]  # lower-case names
-    body: bytes = b""
-
-
-@dataclass
-class RequestInfo:
-    """What an ``on_request`` hook sees: enough to pick the request it wants to disturb."""
-
-    index: int
-    method: str
-    path: str
-    params: list[tuple[str, str]]
-    route: str
-
-    def param(self, name: str, default: str | None = None) -> str | None:
-        return next((v for k, v in self.params if k == name), default)
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = JSON
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def error_body(status: int, message: str) -> bytes:
-    phrase = HTTPStatus(status).phrase
-    return orjson.dumps({"statusCode": status, "error": phrase, "message": message})
 
 
 def route_of(method: str, path: str) -> str:
@@ -79,14 +44,21 @@ def route_of(method: str, path: str) -> str:
 
 
 class LexfulApp:
-    def __init__(self, store: Store, auth: Authenticator, *, list_shape: str = "full",
-                 forbidden_types: frozenset[str] = frozenset(),
-                 bad_credentials_status: int = 401) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        auth: Authenticator,
+        *,
+        list_shape: str = "full",
+        forbidden_types: frozenset[str] = frozenset(),
+        bad_credentials_status: int = 401,
+    ) -> None:
         self.store = store
         self.auth = auth
         self.list_shape = list_shape
         self.forbidden_types = forbidden_types
         self.bad_credentials_status = bad_credentials_status
+        self.files = FileStore(store)
 
     def handle(self, req: Request) -> Response:
         try:
@@ -101,6 +73,9 @@ class LexfulApp:
     # -- routing ----------------------------------------------------------------
     def _dispatch(self, req: Request) -> Response:
         parts = req.path.strip("/").split("/")
+        if parts[0] == PRESIGNED:
+            with self.store.lock:
+                return self.files.presigned(req, parts[1:])
         if parts[:1] != ["v1"] or len(parts) < 2:
             raise ApiError(404, f"Route {req.method}:{req.path} not found")
         if parts[1:] == ["auth", "token"] and req.method == "POST":
@@ -153,6 +128,9 @@ class LexfulApp:
                 "GET": lambda r: self._related(coll, asset_id),
                 "PUT": lambda r: self._put_related(coll, asset_id, r),
             }.get(method)
+        if rest[2] == "files":
+            self._live_row(coll, asset_id)
+            return self.files.route(method, coll.name, asset_id, rest[3:])
         if rest[2] == "secure" and len(rest) == 4 and method == "GET":
             return lambda r: self._secure(coll, asset_id, rest[3])
         return None
@@ -193,8 +171,9 @@ class LexfulApp:
         tail = b'],"total":%d,"limit":%d,"offset":%d}' % (total, q.limit, q.offset)
         return Response(200, b'{"items":[' + items + tail)
 
-    def _view(self, coll: Collection, row: Row, fields: list[str] | None,
-              expand: set[str]) -> dict[str, Any]:  # fmt: skip
+    def _view(
+        self, coll: Collection, row: Row, fields: list[str] | None, expand: set[str]
+    ) -> dict[str, Any]:
         out = self.store.render(coll, row, with_labels="labels" in expand)
         refs = out.get("references")
         if isinstance(refs, dict) and any(e.split(".")[0] == "references" for e in expand):
@@ -219,10 +198,10 @@ class LexfulApp:
 
     def _get(self, coll: Collection, row_id: str, req: Request) -> Response:
         row = coll.rows.get(row_id)
-        include_deleted = parse_bool(_param(req, "include_deleted", "false"), "include_deleted")
+        include_deleted = parse_bool(param(req, "include_deleted", "false"), "include_deleted")
         if row is None or (row.deleted_ms is not None and not include_deleted):
             raise NotFound(f"{_singular(coll)} '{row_id}' not found")
-        expand = {e for e in _param(req, "expand", "").split(",") if e}
+        expand = {e for e in param(req, "expand", "").split(",") if e}
         if not expand:
             return Response(200, self.store.body(coll, row))
         return Response(200, orjson.dumps(self._view(coll, row, None, expand)))
@@ -247,19 +226,34 @@ class LexfulApp:
 
     # -- writes -----------------------------------------------------------------
     def _create_organization(self, req: Request) -> Response:
-        data = _json_object(req)
+        data = json_object(req)
         orgs = self.store.collection("organizations")
         if not isinstance(data.get("name"), str) or not data["name"].strip():
             raise ApiError(400, "body must have required property 'name'")
         slug = data.get("slug") or re.sub(r"[^a-z0-9]+", "-", data["name"].lower()).strip("-")
         if any(r.doc.get("slug") == slug for r in orgs.rows.values()):
             raise ApiError(409, f"An organization with slug '{slug}' already exists")
-        doc = {"id": None, "is_primary": False, "name": data["name"], "slug": slug, "type": None,
-               "status": "active", "description": None, "logo_url": None, "website_url": None,
-               "notes": None, "alert": None, "parent_id": None, "asset_management": False,
-               "labels": [], "created_at": None, "updated_at": None,
-               "created_by": self.store.system_user_id,
-               "updated_by": self.store.system_user_id, "deleted_at": None}  # fmt: skip
+        doc = {
+            "id": None,
+            "is_primary": False,
+            "name": data["name"],
+            "slug": slug,
+            "type": None,
+            "status": "active",
+            "description": None,
+            "logo_url": None,
+            "website_url": None,
+            "notes": None,
+            "alert": None,
+            "parent_id": None,
+            "asset_management": False,
+            "labels": [],
+            "created_at": None,
+            "updated_at": None,
+            "created_by": self.store.system_user_id,
+            "updated_by": self.store.system_user_id,
+            "deleted_at": None,
+        }
         doc.pop("id")
         doc.update(self._organization_changes(data))
         row = self.store.insert(orgs, doc)
@@ -268,12 +262,18 @@ class LexfulApp:
     def _patch_organization(self, row_id: str, req: Request) -> Response:
         orgs = self.store.collection("organizations")
         self._live_row(orgs, row_id)
-        row = self.store.update(orgs, row_id, self._organization_changes(_json_object(req)))
+        row = self.store.update(orgs, row_id, self._organization_changes(json_object(req)))
         return Response(200, self.store.body(orgs, row))
 
     def _organization_changes(self, data: dict[str, Any]) -> dict[str, Any]:
         allowed = set(self.store.collection("organizations").kinds) - {
-            "id", "created_at", "updated_at", "deleted_at", "created_by", "updated_by"}  # fmt: skip
+            "id",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "created_by",
+            "updated_by",
+        }
         unknown = set(data) - allowed
         if unknown:
             raise ApiError(400, f"body has unknown properties: {', '.join(sorted(unknown))}")
@@ -288,7 +288,7 @@ class LexfulApp:
         return data
 
     def _create_type(self, req: Request) -> Response:
-        data = _json_object(req)
+        data = json_object(req)
         name = data.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise ApiError(400, "body/name must be lower-case letters, digits and underscores")
@@ -306,23 +306,33 @@ class LexfulApp:
         return Response(201, self.store.body(self.store.collection("asset_types"), row))
 
     def _create_asset(self, coll: Collection, req: Request) -> Response:
-        data = _json_object(req)
+        data = json_object(req)
         changes = self._asset_changes(coll, data, partial=False)
-        doc = {"organization_id": None, "organization_name": None, "visibility": "inherit",
-               "owned_by": self.store.system_user_id, "name": None}  # fmt: skip
+        doc = {
+            "organization_id": None,
+            "organization_name": None,
+            "visibility": "inherit",
+            "owned_by": self.store.system_user_id,
+            "name": None,
+        }
         assert coll.definition is not None
         doc.update({p["name"]: None for p in coll.definition["properties"]})
         doc["references"] = {r["name"]: None for r in coll.definition["references"]}
         doc["labels"] = []
-        doc.update(created_at=None, updated_at=None, deleted_at=None,
-                   created_by=self.store.system_user_id, updated_by=self.store.system_user_id)
+        doc.update(
+            created_at=None,
+            updated_at=None,
+            deleted_at=None,
+            created_by=self.store.system_user_id,
+            updated_by=self.store.system_user_id,
+        )
         _merge_asset(doc, changes)
         row = self.store.insert(coll, doc)
         return Response(201, self.store.body(coll, row))
 
     def _patch_asset(self, coll: Collection, asset_id: str, req: Request) -> Response:
         row = self._live_row(coll, asset_id)
-        changes = self._asset_changes(coll, _json_object(req), partial=True)
+        changes = self._asset_changes(coll, json_object(req), partial=True)
         merged = dict(row.doc)
         merged["references"] = dict(row.doc.get("references") or {})
         _merge_asset(merged, changes)
@@ -349,15 +359,19 @@ class LexfulApp:
             if found is None:
                 raise ApiError(400, f"body/{i}/asset_id: asset '{target}' does not exist")
             type_name, row = found
-            current[row.id] = {"asset_type": type_name, "asset_id": row.id,
-                               "name": row.doc.get("name"),
-                               "description": link.get("description")}  # fmt: skip
+            current[row.id] = {
+                "asset_type": type_name,
+                "asset_id": row.id,
+                "name": row.doc.get("name"),
+                "description": link.get("description"),
+            }
         self.store.related[asset_id] = list(current.values())
         items = self.store.related[asset_id]
         return Response(200, orjson.dumps({"items": items, "total": len(items)}))
 
-    def _asset_changes(self, coll: Collection, data: dict[str, Any], *,
-                       partial: bool) -> dict[str, Any]:  # fmt: skip
+    def _asset_changes(
+        self, coll: Collection, data: dict[str, Any], *, partial: bool
+    ) -> dict[str, Any]:
         """Validate a create or update body against the asset type's definition."""
         assert coll.definition is not None
         props = {p["name"]: p for p in coll.definition["properties"]}
@@ -377,8 +391,11 @@ class LexfulApp:
         if "organization_id" in data or not partial:
             org = self.store.collection("organizations").rows.get(data.get("organization_id"))
             if org is None:
-                raise ApiError(400, f"body/organization_id: organization "
-                                    f"'{data.get('organization_id')}' does not exist")  # fmt: skip
+                raise ApiError(
+                    400,
+                    f"body/organization_id: organization "
+                    f"'{data.get('organization_id')}' does not exist",
+                )
             changes["organization_name"] = org.doc["name"]
         references = data.get("references") or {}
         if not isinstance(references, dict):
@@ -462,19 +479,8 @@ def _check_value(prop: dict[str, Any], value: Any, where: str) -> None:
                 _check_value(fields[key], sub, f"{where}/{i}/{key}")
 
 
-def _json_object(req: Request) -> dict[str, Any]:
-    try:
-        data = orjson.loads(req.body or b"null")
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body must be a JSON object")
-    return data
-
-
-def _param(req: Request, name: str, default: str) -> str:
-    return next((v for k, v in req.params if k == name), default)
-
-
 def _singular(coll: Collection) -> str:
     return {"organizations": "Organization"}.get(coll.name, f"Asset of type '{coll.name}'")
+
+
+__all__ = ["JSON", "LexfulApp", "Request", "RequestInfo", "Response", "error_body", "route_of"]

@@ -36,7 +36,16 @@ CONTACT_TYPES = [
     "Owner",
     "Other",
 ]
-CONTACT_METHOD_TYPES = ["Phone", "Fax", "Mobile", "Email", "Website", "Twitter", "LinkedIn", "Other"]
+CONTACT_METHOD_TYPES = [
+    "Phone",
+    "Fax",
+    "Mobile",
+    "Email",
+    "Website",
+    "Twitter",
+    "LinkedIn",
+    "Other",
+]
 CONFIGURATION_KINDS = ["Server", "Workstation", "Laptop", "Firewall", "Switch", "Printer", "Other"]
 LICENSE_TIERS = ["Basic", "Standard", "Enterprise"]
 VISIBILITIES = ["inherit", "private", "restricted"]

@@ -31,11 +31,61 @@ from .catalogue import (
 from .store import Collection, Row, Store
 from .timestamps import format_instant, parse_instant
 
-FIRST = ["Jane", "John", "José", "Zoë", "Øyvind", "Aiko", "Ngozi", "Łukasz", "Siobhán", "李", "Chloé", "Mehmet", "Ana-María", "O'Neil"]  # noqa: E501
-LAST = ["Smith", "Müller", "García", "Nakamura", "Okafor", "Dubois", "Kowalski", "O'Brien", "Nguyễn", "王", "Iversen", "Çelik", "Ferreira", "Björk"]  # noqa: E501
+FIRST = [
+    "Jane",
+    "John",
+    "José",
+    "Zoë",
+    "Øyvind",
+    "Aiko",
+    "Ngozi",
+    "Łukasz",
+    "Siobhán",
+    "李",
+    "Chloé",
+    "Mehmet",
+    "Ana-María",
+    "O'Neil",
+]
+LAST = [
+    "Smith",
+    "Müller",
+    "García",
+    "Nakamura",
+    "Okafor",
+    "Dubois",
+    "Kowalski",
+    "O'Brien",
+    "Nguyễn",
+    "王",
+    "Iversen",
+    "Çelik",
+    "Ferreira",
+    "Björk",
+]
 TITLES = ["CTO", "IT Manager", "Office Manager", "CEO", "Sysadmin", "Accountant", None]
-WORDS = ["alpha", "bravo", "nørd", "straße", "café", "naïve", "日本", "🚀 launch", "résumé", "delta", "échelle", "quartz"]  # noqa: E501
-CITIES = [("Berlin", "BE", "DE"), ("Austin", "TX", "US"), ("Zürich", "ZH", "CH"), ("Kraków", "MA", "PL"), ("São Paulo", "SP", "BR"), ("Osaka", "27", "JP")]  # noqa: E501
+WORDS = [
+    "alpha",
+    "bravo",
+    "nørd",
+    "straße",
+    "café",
+    "naïve",
+    "日本",
+    "🚀 launch",
+    "résumé",
+    "delta",
+    "échelle",
+    "quartz",
+]
+CITIES = [
+    ("Berlin", "BE", "DE"),
+    ("Austin", "TX", "US"),
+    ("Zürich", "ZH", "CH"),
+    ("Kraków", "MA", "PL"),
+    ("São Paulo", "SP", "BR"),
+    ("Osaka", "27", "JP"),
+]
 VENDORS = ["Dell", "HP", "Lenovo", "Cisco", "Fortinet", "Ubiquiti", "Brother", "Apple"]
 PRODUCTS = ["Microsoft 365", "Adobe Acrobat", "Veeam Backup", "SentinelOne", "AutoCAD", "Slack"]
 LABELS = ["VIP", "Onboarding", "Legacy", "Priority", "Audit 2025", "Ünïcode"]
@@ -138,7 +188,9 @@ class _Generator:
         for type_name, builder in builders.items():
             coll = store.asset_types[type_name]
             rows = []
-            for row_id, (created, updated, deleted) in zip(ids[type_name], times[type_name]):
+            for row_id, (created, updated, deleted) in zip(
+                ids[type_name], times[type_name], strict=True
+            ):
                 org_id, org_name = rng.choice(orgs)
                 doc = {
                     "id": row_id,
@@ -248,10 +300,13 @@ class _Generator:
         rng = self.rng
         product = rng.choice(PRODUCTS)
         items = [
-            {"sku": f"SKU-{rng.randrange(1000)}", "quantity": rng.randint(1, 50),
-             "unit_price": round(rng.uniform(1, 500), 2)}
+            {
+                "sku": f"SKU-{rng.randrange(1000)}",
+                "quantity": rng.randint(1, 50),
+                "unit_price": round(rng.uniform(1, 500), 2),
+            }
             for _ in range(rng.randrange(4))
-        ]  # fmt: skip
+        ]
         return {
             "_name": f"{product} ({rng.choice(LICENSE_TIERS)})",
             "product": product,
@@ -265,12 +320,18 @@ class _Generator:
             "license_key": f"LK-{rng.getrandbits(80):020x}",
             "portal_mfa": f"JBSWY3DP{rng.getrandbits(40):010X}",
             "agreement": (
-                {"id": self.uuid7(START_MS), "name": "agreement.pdf",
-                 "mime_type": "application/pdf", "size": rng.randrange(10**6)}
-                if rng.random() < 0.5 else None
-            ),  # fmt: skip
+                {
+                    "id": self.uuid7(START_MS),
+                    "name": "agreement.pdf",
+                    "mime_type": "application/pdf",
+                    "size": rng.randrange(10**6),
+                }
+                if rng.random() < 0.5
+                else None
+            ),
             "terms": f"<p>{self.text(8)}</p>",
-            "full_text": f"<h1>{product}</h1>" + "".join(f"<p>{self.text(12)}</p>" for _ in range(3)),
+            "full_text": f"<h1>{product}</h1>"
+            + "".join(f"<p>{self.text(12)}</p>" for _ in range(3)),
             "line_items": items,
             "references": {
                 "vendor_contact": self.pick(ids[CONTACT]),
@@ -319,8 +380,7 @@ class _Generator:
         rows = []
         for spec in ORGANIZATION_TYPE_DEFINITIONS:
             row_id = self.uuid7(START_MS)
-            doc = {"id": row_id, **spec, "created_at": None, "updated_at": None,
-                   "deleted_at": None}  # fmt: skip
+            doc = {"id": row_id, **spec, "created_at": None, "updated_at": None, "deleted_at": None}
             rows.append(Row(row_id, doc, START_MS, START_MS, None, self.rng.randrange(8)))
         coll.bulk_load(rows)
 
@@ -330,7 +390,11 @@ class _Generator:
         type_names = [t["name"] for t in ORGANIZATION_TYPE_DEFINITIONS]
         rows: list[Row] = []
         for i, (created, updated, deleted) in enumerate(self.times(count)):
-            name = "Our MSP" if i == 0 else f"{rng.choice(LAST)} {rng.choice(['GmbH', 'Inc.', 'Ltd', 'S.A.', 'Co.'])} {i}"  # noqa: E501
+            name = (
+                "Our MSP"
+                if i == 0
+                else f"{rng.choice(LAST)} {rng.choice(['GmbH', 'Inc.', 'Ltd', 'S.A.', 'Co.'])} {i}"
+            )
             row_id = self.uuid7(created)
             parent = rng.choice(rows).id if rows and rng.random() < 0.2 else None
             doc = {
@@ -354,7 +418,9 @@ class _Generator:
                 "updated_by": rng.choice(self.users_),
                 "deleted_at": None,
             }
-            rows.append(Row(row_id, doc, created, updated, None if i == 0 else deleted, rng.randrange(8)))  # noqa: E501
+            rows.append(
+                Row(row_id, doc, created, updated, None if i == 0 else deleted, rng.randrange(8))
+            )
         for row in rows:
             row.doc["labels"] = self.labels()
         coll.bulk_load(rows)
@@ -367,19 +433,54 @@ def _collection(store: Store, name: str, kinds: dict[str, str]) -> Collection:
     return coll
 
 
-_COMMON = {"id": "string", "created_at": "instant", "updated_at": "instant", "deleted_at": "instant"}  # noqa: E501
-USER_KINDS = {**_COMMON, "account_id": "string", "email": "string", "role": "string",
-              "account_scopes": "array", "organization_scopes": "array", "first_name": "string",
-              "last_name": "string", "external_ids": "object"}  # fmt: skip
+_COMMON = {
+    "id": "string",
+    "created_at": "instant",
+    "updated_at": "instant",
+    "deleted_at": "instant",
+}
+USER_KINDS = {
+    **_COMMON,
+    "account_id": "string",
+    "email": "string",
+    "role": "string",
+    "account_scopes": "array",
+    "organization_scopes": "array",
+    "first_name": "string",
+    "last_name": "string",
+    "external_ids": "object",
+}
 ORG_TYPE_KINDS = {**_COMMON, "name": "string", "description": "string", "is_system": "boolean"}
-ORGANIZATION_KINDS = {**_COMMON, "is_primary": "boolean", "name": "string", "slug": "string",
-                      "type": "string", "status": "string", "description": "string",
-                      "logo_url": "string", "website_url": "string", "notes": "string",
-                      "alert": "string", "parent_id": "string", "asset_management": "boolean",
-                      "labels": "array", "created_by": "string", "updated_by": "string"}  # fmt: skip
-ASSET_TYPE_KINDS = {**_COMMON, "account_id": "string", "name": "string", "display_name": "string",
-                    "description": "string", "is_system": "boolean", "properties": "array",
-                    "references": "array", "version": "integer", "created_by": "string"}  # fmt: skip
+ORGANIZATION_KINDS = {
+    **_COMMON,
+    "is_primary": "boolean",
+    "name": "string",
+    "slug": "string",
+    "type": "string",
+    "status": "string",
+    "description": "string",
+    "logo_url": "string",
+    "website_url": "string",
+    "notes": "string",
+    "alert": "string",
+    "parent_id": "string",
+    "asset_management": "boolean",
+    "labels": "array",
+    "created_by": "string",
+    "updated_by": "string",
+}
+ASSET_TYPE_KINDS = {
+    **_COMMON,
+    "account_id": "string",
+    "name": "string",
+    "display_name": "string",
+    "description": "string",
+    "is_system": "boolean",
+    "properties": "array",
+    "references": "array",
+    "version": "integer",
+    "created_by": "string",
+}
 
 
 def build_store(store: Store, seed: int, size: DatasetSize) -> Store:

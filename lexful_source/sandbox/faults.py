@@ -57,7 +57,9 @@ class Fault:
     @classmethod
     def malformed(cls, variant: str) -> Fault:
         if variant not in MALFORMED_VARIANTS:
-            raise ValueError(f"unknown malformed variant {variant!r}; use one of {MALFORMED_VARIANTS}")
+            raise ValueError(
+                f"unknown malformed variant {variant!r}; use one of {MALFORMED_VARIANTS}"
+            )
         return cls("malformed", variant=variant)
 
     @classmethod

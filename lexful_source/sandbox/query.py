@@ -9,6 +9,7 @@ Timestamps compare as instants whatever ISO form they are written in.
 from __future__ import annotations
 
 import bisect
+import functools
 import operator
 import re
 from collections.abc import Callable
@@ -34,8 +35,17 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 TEXT_OPS = {"like", "ilike", "contains", "startswith", "endswith"}
 ARRAY_LENGTH_OPS = {f"array_length_{name}": fn for name, fn in COMPARISONS.items()}
-ALL_OPS = {*COMPARISONS, "between", "in", "nin", "null", *TEXT_OPS, "array_contains",
-           "array_empty", *ARRAY_LENGTH_OPS}  # fmt: skip
+ALL_OPS = {
+    *COMPARISONS,
+    "between",
+    "in",
+    "nin",
+    "null",
+    *TEXT_OPS,
+    "array_contains",
+    "array_empty",
+    *ARRAY_LENGTH_OPS,
+}
 SCALAR_KINDS = {"string", "number", "integer", "boolean", "date", "datetime", "instant"}
 _KEY = re.compile(r"^(?P<field>[A-Za-z0-9_.]+)(?:\[(?P<op>[A-Za-z_]+)\])?$")
 _INSTANT_ATTR = {"created_at": "created_ms", "updated_at": "updated_ms", "deleted_at": "deleted_ms"}
@@ -231,8 +241,7 @@ def parse_list_query(params: list[tuple[str, str]], coll: Collection) -> ListQue
         elif key == "expand":
             q.expand = {e.strip() for e in raw.split(",") if e.strip()}
         elif key == "search":
-            needle = raw.lower()
-            q.predicates.append(lambda row: _search(row, needle))
+            q.predicates.append(functools.partial(_search, needle=raw.lower()))
             indexable = False
         else:
             match = _KEY.match(key)

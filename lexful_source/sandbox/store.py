@@ -181,9 +181,7 @@ class Store:
             found = []
             for coll in self.asset_types.values():
                 for row in coll.rows.values():
-                    found.extend(
-                        row.doc[n] for n in coll.hidden if isinstance(row.doc.get(n), str)
-                    )
+                    found.extend(row.doc[n] for n in coll.hidden if isinstance(row.doc.get(n), str))
             return found
 
     # -- mutations --------------------------------------------------------------
