@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m lexful_source.sandbox.demo
+	$(BIN)/python -m lexful_source.sandbox --port 8765
 
 test: setup
 	$(BIN)/ruff format --check .

@@ -35,9 +35,12 @@ from .timestamps import parse_instant
 def route_of(method: str, path: str) -> str:
     """The route template a path matches, for counters and hooks."""
     parts = path.strip("/").split("/")
-    names = ["", "", "{type}", "{id}", "", "{property}"]
-    if len(parts) >= 3 and parts[:2] == ["v1", "assets"]:
-        parts = [p if i in (0, 1, 4) else names[i] for i, p in enumerate(parts)]
+    if parts[:2] == ["v1", "assets"]:
+        last = "{property}" if parts[4:5] == ["secure"] else "{file_id}"
+        slots = {2: "{type}", 3: "{id}", 5: last}
+        parts = [slots.get(i, p) for i, p in enumerate(parts)]
+    elif parts[0] == PRESIGNED and len(parts) == 3:
+        parts[2] = "{file_id}"
     elif len(parts) == 3 and parts[1] in ("organizations", "asset_types"):
         parts[2] = "{id}"
     return f"{method} /{'/'.join(parts)}"
@@ -306,38 +309,48 @@ class LexfulApp:
         return Response(201, self.store.body(self.store.collection("asset_types"), row))
 
     def _create_asset(self, coll: Collection, req: Request) -> Response:
-        data = json_object(req)
-        changes = self._asset_changes(coll, data, partial=False)
-        doc = {
-            "organization_id": None,
-            "organization_name": None,
-            "visibility": "inherit",
-            "owned_by": self.store.system_user_id,
-            "name": None,
-        }
-        assert coll.definition is not None
-        doc.update({p["name"]: None for p in coll.definition["properties"]})
-        doc["references"] = {r["name"]: None for r in coll.definition["references"]}
-        doc["labels"] = []
-        doc.update(
-            created_at=None,
-            updated_at=None,
-            deleted_at=None,
-            created_by=self.store.system_user_id,
-            updated_by=self.store.system_user_id,
-        )
-        _merge_asset(doc, changes)
-        row = self.store.insert(coll, doc)
+        row = self.create_asset(coll.name, json_object(req))
         return Response(201, self.store.body(coll, row))
 
     def _patch_asset(self, coll: Collection, asset_id: str, req: Request) -> Response:
-        row = self._live_row(coll, asset_id)
-        changes = self._asset_changes(coll, json_object(req), partial=True)
-        merged = dict(row.doc)
-        merged["references"] = dict(row.doc.get("references") or {})
-        _merge_asset(merged, changes)
-        row = self.store.update(coll, asset_id, merged)
+        row = self.edit_asset(coll.name, asset_id, json_object(req))
         return Response(200, self.store.body(coll, row))
+
+    def create_asset(self, type_name: str, data: dict[str, Any]) -> Row:
+        """Create an asset as ``POST /v1/assets/{type}`` does, validation included."""
+        coll = self.store.assets(type_name)
+        assert coll.definition is not None
+        changes = self._asset_changes(coll, data, partial=False)
+        user = self.store.system_user_id
+        doc: dict[str, Any] = {
+            "organization_id": None,
+            "organization_name": None,
+            "visibility": "inherit",
+            "owned_by": user,
+            "name": None,
+            **{p["name"]: None for p in coll.definition["properties"]},
+            "references": {r["name"]: None for r in coll.definition["references"]},
+            "labels": [],
+            "created_at": None,
+            "updated_at": None,
+            "deleted_at": None,
+            "created_by": user,
+            "updated_by": user,
+        }
+        _merge_asset(doc, changes)
+        with self.store.lock:
+            return self.store.insert(coll, doc)
+
+    def edit_asset(self, type_name: str, asset_id: str, data: dict[str, Any]) -> Row:
+        """Update an asset as ``PATCH /v1/assets/{type}/{id}`` does, validation included."""
+        coll = self.store.assets(type_name)
+        with self.store.lock:
+            row = self._live_row(coll, asset_id)
+            changes = self._asset_changes(coll, data, partial=True)
+            merged = dict(row.doc)
+            merged["references"] = dict(row.doc.get("references") or {})
+            _merge_asset(merged, changes)
+            return self.store.update(coll, asset_id, merged)
 
     def _delete(self, coll: Collection, row_id: str) -> Response:
         self._live_row(coll, row_id)

@@ -148,6 +148,9 @@ class _Generator:
             if rng.random() < self.size.archived_share:
                 deleted = updated if rng.random() < 0.5 else created + (updated - created) // 2
             out.append((created, updated, deleted))
+        if count >= 3 and self.size.archived_share and all(d is None for _, _, d in out):
+            created, updated, _ = out[-1]
+            out[-1] = (created, updated, updated)  # every type shows at least one archive
         bulk = self.size.bulk_import
         bulk = min(count // 3, 1500) if bulk is None else min(bulk, count)
         start = rng.randrange(count - bulk + 1) if bulk else 0
@@ -387,7 +390,7 @@ class _Generator:
     def organizations(self, count: int) -> list[tuple[str, str]]:
         rng = self.rng
         coll = _collection(self.store, "organizations", ORGANIZATION_KINDS)
-        type_names = [t["name"] for t in ORGANIZATION_TYPE_DEFINITIONS]
+        kinds = ["client", "vendor", "partner"]
         rows: list[Row] = []
         for i, (created, updated, deleted) in enumerate(self.times(count)):
             name = (
@@ -397,12 +400,14 @@ class _Generator:
             )
             row_id = self.uuid7(created)
             parent = rng.choice(rows).id if rows and rng.random() < 0.2 else None
+            if i == 2:
+                parent = rows[1].id  # every account shows a hierarchy
             doc = {
                 "id": row_id,
                 "is_primary": i == 0,
                 "name": name,
                 "slug": f"org-{i}",
-                "type": "internal" if i == 0 else rng.choice(type_names[:2] + type_names[3:]),
+                "type": "internal" if i == 0 else kinds[i - 1] if i <= 3 else rng.choice(kinds),
                 "status": rng.choice(ORGANIZATION_STATUSES),
                 "description": self.text(6) if rng.random() < 0.5 else None,
                 "logo_url": None,

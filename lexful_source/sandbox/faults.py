@@ -86,7 +86,8 @@ def retry_after_header(style: str, seconds: float) -> str | None:
     if style == "zero":
         return "0"
     if style == "http-date":
-        return formatdate(time.time() + seconds, usegmt=True)
+        # an HTTP date has whole seconds: round up, or a client honouring it comes back early
+        return formatdate(math.ceil(time.time() + seconds), usegmt=True)
     return str(math.ceil(seconds))
 
 

@@ -48,6 +48,7 @@ ALL_OPS = {
 }
 SCALAR_KINDS = {"string", "number", "integer", "boolean", "date", "datetime", "instant"}
 _KEY = re.compile(r"^(?P<field>[A-Za-z0-9_.]+)(?:\[(?P<op>[A-Za-z_]+)\])?$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _INSTANT_ATTR = {"created_at": "created_ms", "updated_at": "updated_ms", "deleted_at": "deleted_ms"}
 
 
@@ -91,12 +92,17 @@ def coerce(raw: str, kind: str, where: str) -> Any:
         if kind in ("instant", "datetime"):
             return parse_instant(raw)
         if kind == "date":
-            return date.fromisoformat(raw.strip()[:10]).isoformat()
+            text = raw.strip()
+            if len(text) > 10:  # a full timestamp is accepted; its calendar date is used
+                parse_instant(text)
+            return date.fromisoformat(text[:10]).isoformat()
         if kind in ("number", "integer"):
+            if not _NUMBER.match(raw.strip()):  # JSON numbers only: no NaN, inf or 1_000
+                raise ValueError(raw)
             return float(raw)
         if kind == "boolean":
             return parse_bool(raw, where)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadRequest(f"querystring/{where} must be a valid {kind}, got {raw!r}") from None
     return raw
 
@@ -111,8 +117,39 @@ def parse_bool(raw: str, where: str) -> bool:
 
 
 def _like(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    parts = (".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    """SQL LIKE: ``%`` any run, ``_`` one character, a backslash makes the next one literal."""
+    parts: list[str] = []
+    escaped = False
+    for c in pattern:
+        if escaped or c not in "%_\\":
+            parts.append(re.escape(c))
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        else:
+            parts.append(".*" if c == "%" else ".")
+    if escaped:
+        parts.append(re.escape("\\"))
     return re.compile("".join(parts), flags | re.DOTALL)
+
+
+def json_contains(container: Any, wanted: Any) -> bool:
+    """Postgres jsonb ``@>``: an object holds the wanted keys (recursively), an array holds
+    every wanted element somewhere, scalars are equal (and ``true`` is not ``1``)."""
+    if isinstance(wanted, dict):
+        return isinstance(container, dict) and all(
+            key in container and json_contains(container[key], value)
+            for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return isinstance(container, list) and all(
+            any(json_contains(item, value) for item in container) for value in wanted
+        )
+    if isinstance(container, dict | list) or isinstance(container, bool) != isinstance(
+        wanted, bool
+    ):
+        return False
+    return bool(container == wanted)
 
 
 def _array_predicate(op: str, raw: str, get: Callable[[Row], Any], where: str) -> Predicate:
@@ -125,12 +162,9 @@ def _array_predicate(op: str, raw: str, get: Callable[[Row], Any], where: str) -
         except orjson.JSONDecodeError:
             wanted = raw
 
-        def contains(item: Any) -> bool:
-            if isinstance(wanted, dict):
-                return isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items())
-            return item == wanted
-
-        return lambda row: any(contains(item) for item in (get(row) or ()))
+        # an object or a scalar is looked for among the items, an array item by item
+        wanted_items = wanted if isinstance(wanted, list) else [wanted]
+        return lambda row: json_contains(get(row) or [], wanted_items)
     try:
         length = int(raw)
     except ValueError:
@@ -241,7 +275,7 @@ def parse_list_query(params: list[tuple[str, str]], coll: Collection) -> ListQue
         elif key == "expand":
             q.expand = {e.strip() for e in raw.split(",") if e.strip()}
         elif key == "search":
-            q.predicates.append(functools.partial(_search, needle=raw.lower()))
+            q.predicates.append(functools.partial(_search, needle=raw.lower(), hidden=coll.hidden))
             indexable = False
         else:
             match = _KEY.match(key)
@@ -280,8 +314,11 @@ def _bounds(bounds: list[tuple[str, int]]) -> tuple[int, int]:
     return lo, hi
 
 
-def _search(row: Row, needle: str) -> bool:
-    return any(isinstance(v, str) and needle in v.lower() for v in row.doc.values())
+def _search(row: Row, needle: str, hidden: frozenset[str] = frozenset()) -> bool:
+    """Case-insensitive substring of any text at the record's root, never of a secret."""
+    return any(
+        isinstance(v, str) and k not in hidden and needle in v.lower() for k, v in row.doc.items()
+    )
 
 
 def run_query(coll: Collection, q: ListQuery) -> tuple[int, list[Row]]:

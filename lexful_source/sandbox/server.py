@@ -249,7 +249,7 @@ class LexfulSandbox:
                 response = _malform(response, fault.variant)
         if fault is not None and fault.kind == "truncate":
             _send(handler, response, truncate=True)
-            _abort(handler)
+            _hang_up(handler)
         else:
             _send(handler, response)
         return response
@@ -284,6 +284,14 @@ def _abort(handler: _Handler) -> None:
     with contextlib.suppress(OSError):
         handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         handler.connection.close()
+
+
+def _hang_up(handler: _Handler) -> None:
+    """Close the connection cleanly (FIN) after what was sent, so the client does get the
+    headers and the partial body; a reset here could discard them unread on the client."""
+    handler.close_connection = True
+    with contextlib.suppress(OSError):
+        handler.connection.shutdown(socket.SHUT_WR)
 
 
 def _malform(response: Response, variant: str) -> Response:

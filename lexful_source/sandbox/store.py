@@ -171,7 +171,7 @@ class Store:
         """What the API holds for a collection (or asset type), as it would serve it,
         ordered by id: the ground truth a destination is compared with."""
         with self.lock:
-            coll = self.asset_types.get(name) or self.collection(name)
+            coll = self.asset_types[name] if name in self.asset_types else self.collection(name)
             rows = sorted(coll.live_rows(include_deleted), key=lambda r: r.id)
             return [self.render(coll, r) for r in rows]
 
