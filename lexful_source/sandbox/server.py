@@ -211,7 +211,9 @@ class LexfulSandbox:
             response = self._respond(handler, info, body, fault)
             record.status = response.status if response else None
         finally:
+            # counted before anything is sent: a client holding its answer finds it in the stats
             self.stats.end(record)
+        self._deliver(handler, response, fault)
 
     def _choose_fault(self, info: RequestInfo) -> Fault | None:
         if self.on_request is not None:
@@ -225,10 +227,8 @@ class LexfulSandbox:
     def _respond(
         self, handler: _Handler, info: RequestInfo, body: bytes, fault: Fault | None
     ) -> Response | None:
+        """The response to send, or None when the fault is to send none (timeout, reset)."""
         if fault is not None and fault.kind in ("timeout", "reset"):
-            if fault.kind == "timeout":
-                self._stopping.wait(fault.seconds)
-            _abort(handler)
             return None
         if fault is not None and fault.kind == "status":
             response = Response(fault.status, error_body(fault.status, "Injected fault"))
@@ -247,12 +247,18 @@ class LexfulSandbox:
                 response = Response(500, error_body(500, f"Internal error: {exc}"))
             if fault is not None and fault.kind == "malformed" and response.status == 200:
                 response = _malform(response, fault.variant)
-        if fault is not None and fault.kind == "truncate":
+        return response
+
+    def _deliver(self, handler: _Handler, response: Response | None, fault: Fault | None) -> None:
+        if response is None:
+            if fault is not None and fault.kind == "timeout":
+                self._stopping.wait(fault.seconds)
+            _abort(handler)
+        elif fault is not None and fault.kind == "truncate":
             _send(handler, response, truncate=True)
             _hang_up(handler)
         else:
             _send(handler, response)
-        return response
 
     def serve_forever(self) -> None:
         """Block until interrupted; for the command line."""
