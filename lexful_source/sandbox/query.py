@@ -52,6 +52,13 @@ _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _INSTANT_ATTR = {"created_at": "created_ms", "updated_at": "updated_ms", "deleted_at": "deleted_ms"}
 
 
+INDEXED_SORTS = [
+    [("updated_at", descending), *tail]
+    for descending in (False, True)
+    for tail in ([], [("id", descending)])
+]
+
+
 class BadRequest(ValueError):
     """A query the API answers with 400; the message names the parameter at fault."""
 
@@ -295,7 +302,7 @@ def parse_list_query(params: list[tuple[str, str]], coll: Collection) -> ListQue
             raise BadRequest(f"querystring/sort: cannot sort {coll.name} by {name!r}")
         direction = order[i] if i < len(order) else (order[-1] if order else "ASC")
         q.sort.append((name, direction == "DESC"))
-    if indexable and q.sort in ([("updated_at", False)], [("updated_at", False), ("id", False)]):
+    if indexable and q.sort in INDEXED_SORTS:
         q.updated_bounds = _bounds(bounds)
     return q
 
@@ -328,7 +335,11 @@ def run_query(coll: Collection, q: ListQuery) -> tuple[int, list[Row]]:
         lo, hi = q.updated_bounds
         start = bisect.bisect_left(keys, (lo, ""))
         stop = max(start, bisect.bisect_left(keys, (hi, "")))
-        page = keys[start + q.offset : min(stop, start + q.offset + q.limit)]
+        if q.sort[0][1]:  # newest first: count the offset back from the end
+            end = max(start, stop - q.offset)
+            page = keys[max(start, end - q.limit) : end][::-1]
+        else:
+            page = keys[start + q.offset : min(stop, start + q.offset + q.limit)]
         return stop - start, [coll.rows[row_id] for _, row_id in page]
     rows = sorted(coll.live_rows(q.include_deleted), key=operator.attrgetter("id"))
     for predicate in q.predicates:

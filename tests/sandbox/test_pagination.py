@@ -66,15 +66,16 @@ def test_total_counts_every_match_not_the_page(shared_api: Api) -> None:
     assert len(doc["items"]) == 3
 
 
+@pytest.mark.parametrize("order", ["ASC", "DESC", "DESC,DESC", "ASC,ASC"])
 @pytest.mark.parametrize("include_deleted", ["true", "false"])
 @pytest.mark.parametrize("bound", ["gte", "gt", "lte", "lt", "eq"])
 def test_indexed_incremental_query_matches_a_full_scan(
-    shared_api: Api, shared_sandbox: LexfulSandbox, bound: str, include_deleted: str
+    shared_api: Api, shared_sandbox: LexfulSandbox, bound: str, include_deleted: str, order: str
 ) -> None:
     """The bisected fast path must answer exactly as the filtered scan does."""
     stamps = sorted(r["updated_at"] for r in shared_sandbox.truth(CONTACT, include_deleted=False))
     pivot = stamps[len(stamps) // 2]
-    params = {f"updated_at[{bound}]": pivot, "sort": "updated_at,id"}
+    params = {f"updated_at[{bound}]": pivot, "sort": "updated_at,id", "order": order}
     params["include_deleted"] = include_deleted
     fast = shared_api.all_items(ASSETS, page=50, **params)
     scan = shared_api.all_items(ASSETS, page=50, **params, **{"id[null]": "false"})
