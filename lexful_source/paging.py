@@ -1,0 +1,205 @@
+"""Offset pagination, and the exact incremental scan built on it.
+
+Plain offset paging over data that changes while it is read skips records (an edit moves
+a record, every later one shifts, the one at the page boundary is never served). The
+incremental scan avoids that with a frozen window:
+
+1. Page 0 asks for ``updated_at >= since`` newest first. Its first record gives the
+   window's upper bound ``U``; every later page asks for ``since <= updated_at <= U``.
+2. Inside a frozen window nothing can enter except at ``U`` itself (at the front), and an
+   edit, archive-with-bump or purge can only make a record *leave*. So a shrinking
+   ``total`` is the only way records shift towards offsets already read, and it says by
+   how many: the scan re-reads that many positions before the page it just got.
+   Records that left are newer than ``U`` and come with the next run.
+3. The next run starts at ``updated_at >= U`` and skips the ids it already loaded at
+   exactly ``U``: boundary records are neither lost nor loaded twice, and a run with no
+   changes is a single request.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .client import LexfulClient, describe
+from .errors import MalformedResponseError, PaginationError
+from .timestamps import format_timestamp, parse_timestamp
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    total: int | None
+    offset: int
+
+
+def fetch_page(
+    client: LexfulClient, path: str, params: Mapping[str, Any], offset: int, limit: int
+) -> Page:
+    """One list request, checked against the documented response shape."""
+    query = {**params, "limit": limit, "offset": offset}
+    doc = client.get_json(path, query)
+    where = describe("GET", path, query)
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+        raise MalformedResponseError(f"{where}: response has no 'items' list (got {keys})")
+    total = doc.get("total")
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
+        raise MalformedResponseError(
+            f"{where}: 'total' is {type(total).__name__} {total!r}, expected an integer"
+        )
+    if "total" in doc and total is None:
+        raise MalformedResponseError(f"{where}: 'total' is null, expected an integer")
+    return Page(doc["items"], total, offset)
+
+
+def scan_all(
+    client: LexfulClient, path: str, page_size: int, params: Mapping[str, Any] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of a list, stopping on ``offset >= total`` (or a short page when the
+    response has no ``total``), and refusing a server that repeats a page forever."""
+    offset, previous = 0, None
+    while True:
+        page = fetch_page(client, path, params or {}, offset, page_size)
+        ids = [item.get("id") for item in page.items]
+        if ids and ids == previous:
+            where = describe("GET", path, {"offset": offset})
+            raise PaginationError(f"{where}: the same page was served twice; offset is ignored")
+        previous = ids
+        if page.items:
+            yield page.items
+        offset += page_size
+        done = offset >= page.total if page.total is not None else len(page.items) < page_size
+        if done or not page.items:
+            return
+
+
+@dataclass
+class WindowScan:
+    """One run's incremental read of a list endpoint; see the module docstring.
+
+    Iterate it for pages of new or changed records; afterwards ``cursor`` and
+    ``ids_at_cursor`` are the state the next run starts from.
+    """
+
+    client: LexfulClient
+    path: str
+    since: datetime
+    known_at_since: frozenset[str]
+    page_size: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    cursor: datetime | None = None
+    ids_at_cursor: set[str] = field(default_factory=set)
+    records: int = 0
+    pages: int = 0
+    expected: int | None = None  # records in the window, from page 0's total
+
+    def __post_init__(self) -> None:
+        self.cursor = self.since
+        self.ids_at_cursor = set(self.known_at_since)
+        self._recent: deque[set[str]] = deque(maxlen=3)
+
+    def _fetch(self, params: Mapping[str, Any], offset: int, limit: int) -> Page:
+        self.pages += 1
+        return fetch_page(self.client, self.path, params, offset, limit)
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        since = format_timestamp(self.since)
+        base = {**self.params, "updated_at[gte]": since, "sort": "updated_at,id",
+                "order": "DESC,DESC", "include_deleted": "true"}  # fmt: skip
+        first = self._fetch(base, 0, self.page_size)
+        fresh = self._accept(first)
+        if not first.items:
+            return
+        upper = max(parse_timestamp(item["updated_at"]) for item in first.items)
+        self.cursor, self.ids_at_cursor = upper, set()
+        self._note_cursor(first.items)
+        if fresh:
+            yield fresh
+        if first.total is None:
+            yield from self._without_totals(base, upper)
+            return
+        window = {**base, "updated_at[lte]": format_timestamp(upper)}
+        self.expected = total = first.total
+        offset = self.page_size
+        guard = 3 * (total // self.page_size + 2) + 10
+        while offset < total:
+            page = self._fetch(window, offset, self.page_size)
+            if page.total is None:
+                raise MalformedResponseError(
+                    f"{describe('GET', self.path, {'offset': offset})}: 'total' disappeared"
+                )
+            shrunk = total - page.total
+            total = page.total
+            batches = [page]
+            if shrunk > 0:
+                # Records left the window: unread ones may now sit before this offset.
+                back = max(offset - shrunk, 0)
+                batches.insert(0, self._fetch(window, back, min(shrunk, self.page_size)))
+            for batch in batches:
+                fresh = self._accept(batch)
+                self._note_cursor(batch.items)
+                if fresh:
+                    yield fresh
+            offset += self.page_size
+            if self.pages > guard:
+                raise PaginationError(
+                    f"GET {self.path}: more than {guard} requests for a window of {total} "
+                    "records; the server keeps changing or ignores offset"
+                )
+
+    def _without_totals(self, base: Mapping[str, Any], upper: datetime) -> Iterator[list[dict]]:
+        """For list responses without ``total`` (tolerated): page until a short page."""
+        window = {**base, "updated_at[lte]": format_timestamp(upper)}
+        offset = self.page_size
+        while True:
+            page = self._fetch(window, offset, self.page_size)
+            fresh = self._accept(page)
+            self._note_cursor(page.items)
+            if fresh:
+                yield fresh
+            if len(page.items) < self.page_size:
+                return
+            offset += self.page_size
+
+    def _accept(self, page: Page) -> list[dict[str, Any]]:
+        """The page's records minus those already emitted or loaded by the last run."""
+        fresh = []
+        seen = set()
+        for position, item in enumerate(page.items):
+            record_id, stamp = _identity(item, self.path, page.offset + position)
+            if any(record_id in ids for ids in self._recent) or record_id in seen:
+                continue
+            if stamp == self.since and record_id in self.known_at_since:
+                continue
+            seen.add(record_id)
+            fresh.append(item)
+        self._recent.append(seen)
+        self.records += len(fresh)
+        return fresh
+
+    def _note_cursor(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if parse_timestamp(item["updated_at"]) == self.cursor:
+                self.ids_at_cursor.add(item["id"])
+
+
+def _identity(item: Any, path: str, position: int) -> tuple[str, datetime]:
+    """A record's id and updated_at, or an error naming the endpoint and offset."""
+    where = describe("GET", path, {"offset": position})
+    if not isinstance(item, dict):
+        raise MalformedResponseError(f"{where}: item is {type(item).__name__}, not an object")
+    record_id, stamp = item.get("id"), item.get("updated_at")
+    if not isinstance(record_id, str) or not record_id:
+        raise MalformedResponseError(f"{where}: record without an 'id'")
+    if not isinstance(stamp, str):
+        raise MalformedResponseError(f"{where}: record {record_id} without an 'updated_at'")
+    try:
+        return record_id, parse_timestamp(stamp)
+    except ValueError:
+        raise MalformedResponseError(
+            f"{where}: record {record_id} has updated_at {stamp!r}, not an ISO-8601 timestamp"
+        ) from None

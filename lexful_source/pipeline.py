@@ -1,0 +1,147 @@
+"""Running the source: destinations, the run itself, its summary and its errors.
+
+``pipelines/lexful_pipeline.py`` is the command; this module is what it calls, so tests
+and schedulers can run a load without a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from . import lexful_source
+from .client import PROCESS_STATS
+from .errors import ConfigurationError, LexfulError
+
+DESTINATIONS = ("duckdb", "postgres", "filesystem")
+# dlt's fastest loader file for each destination (DLT-FACTS.md: insert_values is the slowest)
+LOADER_FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "filesystem": "parquet"}
+DEFAULT_PARQUET_DIR = "lexful_data"
+
+# Arrow tables skip dlt's normalizer; ask it to stamp the load id so Parquet views can
+# tell the versions of a record apart.
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+
+
+@dataclass
+class RunSummary:
+    destination: str
+    dataset: str
+    location: str
+    seconds: float
+    requests: int
+    retries: int
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def render(self) -> str:
+        lines = [
+            f"Loaded Lexful into {self.destination} dataset '{self.dataset}' ({self.location}) "
+            f"in {self.seconds:.1f} s with {self.requests:,} API requests "
+            f"({self.retries:,} retried)",
+        ]
+        width = max((len(t) for t in self.rows), default=5)
+        lines.append(f"  {'table':<{width}}  {'rows':>9}")
+        for table, count in sorted(self.rows.items()):
+            lines.append(f"  {table:<{width}}  {count:>9,}")
+        if not self.rows:
+            lines.append("  (no new or changed records)")
+        return "\n".join(lines)
+
+
+def make_destination(name: str, pipeline_name: str) -> tuple[Any, str]:
+    """The dlt destination and a human description of where data lands."""
+    if name == "duckdb":
+        # not <dataset>.duckdb: DuckDB confuses a catalog and a schema of the same name
+        path = Path(f"{pipeline_name}_warehouse.duckdb").resolve()
+        return dlt.destinations.duckdb(str(path)), str(path)
+    if name == "postgres":
+        return dlt.destinations.postgres(), "Postgres credentials from dlt config"
+    if name == "filesystem":
+        bucket = os.environ.get("DESTINATION__FILESYSTEM__BUCKET_URL")
+        if bucket is None:
+            bucket = str(Path(DEFAULT_PARQUET_DIR).resolve())
+        return dlt.destinations.filesystem(bucket_url=bucket), bucket
+    raise ConfigurationError(f"unknown destination {name!r}; use one of {', '.join(DESTINATIONS)}")
+
+
+def run_load(
+    *,
+    destination: str = "duckdb",
+    dataset_name: str = "lexful",
+    pipeline_name: str = "lexful",
+    asset_types: Sequence[str] | None = None,
+    full_refresh: bool = False,
+    pipelines_dir: str | None = None,
+    source_args: dict[str, Any] | None = None,
+) -> RunSummary:
+    """One load; raises LexfulError (or dlt's errors) with a message naming the problem."""
+    dest, location = make_destination(destination, pipeline_name)
+    pipeline = dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=dest,
+        dataset_name=dataset_name,
+        pipelines_dir=pipelines_dir,
+        progress="log" if os.environ.get("LEXFUL_PROGRESS") else None,
+    )
+    before = PROCESS_STATS.snapshot()
+    started = time.perf_counter()
+    source = lexful_source(asset_types=asset_types, **(source_args or {}))
+    pipeline.run(
+        source,
+        loader_file_format=LOADER_FILE_FORMATS[destination],
+        refresh="drop_sources" if full_refresh else None,
+    )
+    requests, retries = (a - b for a, b in zip(PROCESS_STATS.snapshot(), before, strict=True))
+    trace = pipeline.last_trace
+    counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
+    rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+    return RunSummary(
+        destination=destination,
+        dataset=dataset_name,
+        location=location,
+        seconds=time.perf_counter() - started,
+        requests=requests,
+        retries=retries,
+        rows=rows,
+    )
+
+
+def explain(exc: BaseException) -> str:
+    """One line saying what went wrong, from the innermost error in the chain."""
+    chain: list[BaseException] = []
+    inner: BaseException | None = exc
+    while inner is not None and inner not in chain:
+        chain.append(inner)
+        if isinstance(inner, LexfulError):
+            return str(inner)
+        if isinstance(inner, ConfigFieldMissingException):
+            return _missing_config(inner)
+        wrapped = (
+            getattr(inner, "exception", None) if isinstance(inner, PipelineStepFailed) else None
+        )
+        inner = wrapped or inner.__cause__ or inner.__context__
+    root = chain[-1]
+    step = next((f" (dlt step {e.step})" for e in chain if isinstance(e, PipelineStepFailed)), "")
+    lines = str(root).strip().splitlines()
+    return f"{type(root).__name__}{step}: {lines[0] if lines else 'no message'}"
+
+
+def _missing_config(exc: ConfigFieldMissingException) -> str:
+    fields = list(exc.fields)
+    section = "sources.lexful" if "lexful" in str(exc.spec_name).lower() else "destination"
+    keys = ", ".join(f"{section}.{f}" for f in fields) if section == "sources.lexful" else fields
+    env = ", ".join(f"SOURCES__LEXFUL__{f.upper()}" for f in fields)
+    hint = (
+        f"set it in .dlt/secrets.toml (or .dlt/config.toml) or as {env}"
+        if section == "sources.lexful"
+        else "see the README's destination section"
+    )
+    return f"missing configuration: {keys}; {hint}"

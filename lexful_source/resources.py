@@ -1,0 +1,121 @@
+"""dlt resources: one per asset type and one per reference endpoint, built in loops.
+
+Asset types and organizations load incrementally (see ``paging.WindowScan``) and merge on
+``id``; their child tables merge on ``asset_id``. Reference data is small and replaced on
+every run. Each resource's cursor lives in dlt's resource state, which dlt commits only
+with the load that carries the data, so no cursor moves past data that was not loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from .client import LexfulClient
+from .paging import WindowScan, scan_all
+from .schema import TableSpec, dlt_columns
+from .settings import CATALOGUE_RESOURCES, PARENT_KEY
+from .tables import build_tables
+from .timestamps import format_timestamp, parse_timestamp
+
+log = logging.getLogger("lexful_source")
+PROGRESS_EVERY_S = 10.0
+MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
+
+
+def incremental_resource(
+    client: LexfulClient, spec: TableSpec, start: datetime, page_size: int
+) -> DltResource:
+    # Every table gets its own hints variant: a variant starts from the resource's hints,
+    # so the resource itself carries none that would leak into the child tables.
+    hints = {
+        spec.name: dlt.mark.make_hints(
+            table_name=spec.name,
+            write_disposition=MERGE,
+            primary_key="id",
+            columns=dlt_columns(spec.columns, primary_key="id"),
+        )
+    }
+    hints.update(
+        (
+            child.name,
+            dlt.mark.make_hints(
+                table_name=child.name,
+                write_disposition=MERGE,
+                merge_key=PARENT_KEY,
+                columns=dlt_columns(child.all_columns),
+            ),
+        )
+        for child in spec.children
+    )
+
+    def records() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        since = parse_timestamp(state["cursor"]) if "cursor" in state else start
+        scan = WindowScan(
+            client, spec.path, since, frozenset(state.get("ids_at_cursor", ())), page_size
+        )
+        reported = time.monotonic()
+        for page in scan:
+            for name, table in build_tables(spec, page):
+                yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+            if time.monotonic() - reported > PROGRESS_EVERY_S:
+                reported = time.monotonic()
+                log.info("%s: %d of about %s records", spec.name, scan.records, scan.expected)
+        assert scan.cursor is not None
+        state["cursor"] = format_timestamp(scan.cursor)
+        state["ids_at_cursor"] = sorted(scan.ids_at_cursor)
+
+    return dlt.resource(records, name=spec.name, write_disposition=MERGE)
+
+
+def catalogue_resources(client: LexfulClient, page_size: int) -> list[DltResource]:
+    """Organization types and users: read whole, replaced on every run."""
+
+    def make(path: str) -> Any:
+        def read() -> Iterator[list[dict[str, Any]]]:
+            yield from scan_all(client, path, page_size, {"include_deleted": "true"})
+
+        return read
+
+    return [
+        dlt.resource(
+            make(path),
+            name=name,
+            write_disposition="replace",
+            primary_key="id",
+            columns=JSON_LISTS.get(name),
+        )
+        for name, path in CATALOGUE_RESOURCES.items()
+    ]
+
+
+_DELETED_AT = {"deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True}}
+# Typed even when null in every row; lists of plain values kept as JSON, not child tables.
+JSON_LISTS: dict[str, Any] = {
+    "organization_types": _DELETED_AT,
+    "users": {
+        **_DELETED_AT,
+        "account_scopes": {"data_type": "json"},
+        "organization_scopes": {"data_type": "json"},
+        "external_ids": {"data_type": "json"},
+    },
+}
+
+
+def asset_types_resource(definitions: list[dict[str, Any]]) -> DltResource:
+    """The catalogue as read at the start of the run, properties and references nested."""
+    return dlt.resource(
+        definitions,
+        name="asset_types",
+        write_disposition="replace",
+        primary_key="id",
+        max_table_nesting=1,  # properties and references as tables, deeper lists as JSON
+        columns=_DELETED_AT,
+    )

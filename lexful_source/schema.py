@@ -1,0 +1,144 @@
+"""From Lexful's asset-type definitions to table specifications.
+
+Column types come from the property definitions, not from the data, so a property that is
+null in every record still gets its column with the right type. ``secret`` and ``totp``
+properties get no column at all. Array properties become child tables; references get one
+``<table>__references`` table per asset type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+from .settings import (
+    ASSET_BASE_COLUMNS,
+    ASSETS_PATH,
+    HIDDEN_PROPERTY_TYPES,
+    MARKER,
+    ORGANIZATION_COLUMNS,
+    ORGANIZATIONS_PATH,
+    PARENT_KEY,
+    POSITION,
+    PROPERTY_DATA_TYPES,
+    REFERENCES_TABLE_SUFFIX,
+)
+
+NAMING = NamingConvention()
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    """Rows from a list inside each record, keyed by the parent's id and list position."""
+
+    name: str
+    field: str  # the record's key: an array property, or "references"
+    columns: dict[str, str]  # item columns (normalized name -> dlt data type)
+    item_keys: dict[str, str]  # normalized column -> key in the item
+    scalar: bool = False  # a list of plain values, kept in a ``value`` column
+
+    @property
+    def all_columns(self) -> dict[str, str]:
+        return {PARENT_KEY: "text", POSITION: "bigint", **self.columns, MARKER: "bool"}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One incremental resource: its endpoint, parent table and child tables."""
+
+    name: str  # resource and table name
+    path: str
+    columns: dict[str, str]  # normalized column -> dlt data type
+    keys: dict[str, str]  # normalized column -> key in the record
+    hidden: frozenset[str]
+    children: tuple[ChildTable, ...] = ()
+    type_name: str | None = None  # the Lexful asset type, for asset resources
+
+
+def table_name(type_name: str) -> str:
+    """``system.contact`` -> ``system_contact``, by dlt's own naming convention."""
+    return NAMING.normalize_table_identifier(type_name)
+
+
+def _column(name: str) -> str:
+    return NAMING.normalize_identifier(name)
+
+
+def asset_table_spec(definition: dict[str, Any]) -> TableSpec:
+    name = table_name(definition["name"])
+    columns = dict(ASSET_BASE_COLUMNS)
+    keys = {c: c for c in columns}
+    hidden, children = set(), []
+    for prop in definition.get("properties") or []:
+        kind, prop_name = prop.get("type"), prop["name"]
+        if kind in HIDDEN_PROPERTY_TYPES:
+            hidden.add(prop_name)
+        elif kind == "array":
+            children.append(_array_child(name, prop))
+        else:
+            column = _column(prop_name)
+            columns[column] = PROPERTY_DATA_TYPES.get(kind, "text")
+            keys[column] = prop_name
+    children.append(
+        ChildTable(
+            name=f"{name}__{REFERENCES_TABLE_SUFFIX}",
+            field="references",
+            columns={"reference_name": "text", "referenced_asset_id": "text"},
+            item_keys={},
+        )
+    )
+    return TableSpec(
+        name=name,
+        path=ASSETS_PATH.format(type=definition["name"]),
+        columns=columns,
+        keys=keys,
+        hidden=frozenset(hidden),
+        children=tuple(children),
+        type_name=definition["name"],
+    )
+
+
+def _array_child(parent: str, prop: dict[str, Any]) -> ChildTable:
+    name = f"{parent}__{_column(prop['name'])}"
+    item = prop.get("array") or {}
+    fields = item.get("properties") if item.get("type", "object") == "object" else None
+    if not fields:
+        data_type = PROPERTY_DATA_TYPES.get(item.get("type", "string"), "text")
+        return ChildTable(name, prop["name"], {"value": data_type}, {"value": "value"}, True)
+    columns, keys = {}, {}
+    for field in fields:
+        if field.get("type") in HIDDEN_PROPERTY_TYPES:
+            continue
+        column = _column(field["name"])
+        columns[column] = PROPERTY_DATA_TYPES.get(field.get("type"), "json")
+        keys[column] = field["name"]
+    return ChildTable(name, prop["name"], columns, keys)
+
+
+def organizations_spec() -> TableSpec:
+    return TableSpec(
+        name="organizations",
+        path=ORGANIZATIONS_PATH,
+        columns=dict(ORGANIZATION_COLUMNS),
+        keys={c: c for c in ORGANIZATION_COLUMNS},
+        hidden=frozenset(),
+    )
+
+
+def dlt_columns(columns: dict[str, str], primary_key: str | None = None) -> list[dict[str, Any]]:
+    """dlt column hints for a table: every column typed, nullable but the key."""
+    hints = []
+    for name, data_type in columns.items():
+        # JSON values travel as text in Arrow; hinting "json" would disagree with the data
+        stored = "text" if data_type == "json" else data_type
+        hint: dict[str, Any] = {"name": name, "data_type": stored, "nullable": True}
+        if name == primary_key:
+            hint.update(nullable=False, primary_key=True)
+        if data_type == "timestamp":
+            hint["timezone"] = True
+        if name == MARKER:
+            hint["hard_delete"] = True
+        hints.append(hint)
+    return hints

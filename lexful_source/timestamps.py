@@ -1,0 +1,18 @@
+"""Cursor values as instants: Lexful writes ISO-8601 in several forms, never compare text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An aware UTC datetime from any ISO-8601 date or datetime; naive values are UTC."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The form sent in filters and kept in state: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
