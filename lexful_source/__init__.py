@@ -14,6 +14,7 @@ environment variables such as ``SOURCES__LEXFUL__API_KEY_SECRET``)::
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,10 @@ from .settings import ASSET_TYPES_PATH, DEFAULT_API_BASE_URL, DEFAULT_START_DATE
 from .timestamps import parse_timestamp
 
 __all__ = ["lexful_source", "select_asset_types"]
+
+# Arrow tables skip dlt's normalizer; have it stamp _dlt_load_id anyway, so a Parquet
+# dataset (append-only) can tell the versions of a record apart (see parquet_views.py).
+os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
 
 def select_asset_types(available: Sequence[str], wanted: Sequence[str] | str | None) -> list[str]:

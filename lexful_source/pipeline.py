@@ -6,6 +6,7 @@ and schedulers can run a load without a subprocess.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -20,15 +21,13 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import lexful_source
 from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
+from .resources import MARKER_ROWS
 
+log = logging.getLogger("lexful_source")
 DESTINATIONS = ("duckdb", "postgres", "filesystem")
 # dlt's fastest loader file for each destination (DLT-FACTS.md: insert_values is the slowest)
 LOADER_FILE_FORMATS = {"duckdb": "parquet", "postgres": "csv", "filesystem": "parquet"}
 DEFAULT_PARQUET_DIR = "lexful_data"
-
-# Arrow tables skip dlt's normalizer; ask it to stamp the load id so Parquet views can
-# tell the versions of a record apart.
-os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
 
 @dataclass
@@ -76,14 +75,16 @@ def run_load(
     *,
     destination: str = "duckdb",
     dataset_name: str = "lexful",
-    pipeline_name: str = "lexful",
+    pipeline_name: str | None = None,
     asset_types: Sequence[str] | None = None,
     full_refresh: bool = False,
     pipelines_dir: str | None = None,
     source_args: dict[str, Any] | None = None,
 ) -> RunSummary:
     """One load; raises LexfulError (or dlt's errors) with a message naming the problem."""
+    pipeline_name = pipeline_name or default_pipeline_name(destination)
     dest, location = make_destination(destination, pipeline_name)
+    previous = _previous_destination(pipeline_name, pipelines_dir)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=dest,
@@ -91,7 +92,8 @@ def run_load(
         pipelines_dir=pipelines_dir,
         progress="log" if os.environ.get("LEXFUL_PROGRESS") else None,
     )
-    before = PROCESS_STATS.snapshot()
+    full_refresh = full_refresh or _needs_full_load(pipeline, destination, previous)
+    before, markers = PROCESS_STATS.snapshot(), MARKER_ROWS.copy()
     started = time.perf_counter()
     source = lexful_source(asset_types=asset_types, **(source_args or {}))
     pipeline.run(
@@ -102,7 +104,8 @@ def run_load(
     requests, retries = (a - b for a, b in zip(PROCESS_STATS.snapshot(), before, strict=True))
     trace = pipeline.last_trace
     counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
-    rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+    markers = MARKER_ROWS - markers
+    rows = {t: n - markers[t] for t, n in counts.items() if not t.startswith("_dlt")}
     return RunSummary(
         destination=destination,
         dataset=dataset_name,
@@ -112,6 +115,49 @@ def run_load(
         retries=retries,
         rows=rows,
     )
+
+
+def default_pipeline_name(destination: str) -> str:
+    """One pipeline (and so one set of cursors) per destination."""
+    return "lexful" if destination == "duckdb" else f"lexful_{destination}"
+
+
+def _previous_destination(pipeline_name: str, pipelines_dir: str | None) -> str | None:
+    """The destination a pipeline last loaded; read before dlt.pipeline() overwrites it."""
+    try:
+        return dlt.attach(pipeline_name, pipelines_dir=pipelines_dir).state.get("destination_type")
+    except Exception:  # no such pipeline yet
+        return None
+
+
+def _needs_full_load(pipeline: dlt.Pipeline, destination: str, previous: str | None) -> bool:
+    """Guard the cursors: they are only true for the destination that received the data."""
+    if not pipeline.state.get("sources"):
+        return False
+    current = pipeline.destination.destination_type if pipeline.destination else None
+    if previous and current and previous != current:
+        raise ConfigurationError(
+            f"pipeline '{pipeline.pipeline_name}' holds the cursors of a load into "
+            f"{previous.rsplit('.', 1)[-1]}; loading {destination} with it would copy only "
+            "what changed since. Use another --pipeline-name, or --full-refresh"
+        )
+    if _dataset_exists(pipeline):
+        return False
+    log.warning(
+        "%s has no dataset '%s' although pipeline '%s' has loaded before: "
+        "starting a full load so nothing is missed",
+        destination, pipeline.dataset_name, pipeline.pipeline_name,
+    )  # fmt: skip
+    return True
+
+
+def _dataset_exists(pipeline: dlt.Pipeline) -> bool:
+    try:
+        with pipeline.destination_client() as client:
+            return bool(client.is_storage_initialized())
+    except Exception as exc:  # unreachable destination: let the run itself report it
+        log.debug("could not check the destination: %s", exc)
+        return True
 
 
 def explain(exc: BaseException) -> str:

@@ -9,24 +9,30 @@ with the load that carries the data, so no cursor moves past data that was not l
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import dlt
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from .client import LexfulClient
 from .paging import WindowScan, scan_all
 from .schema import TableSpec, dlt_columns
-from .settings import CATALOGUE_RESOURCES, PARENT_KEY
+from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY
 from .tables import build_tables
 from .timestamps import format_timestamp, parse_timestamp
 
 log = logging.getLogger("lexful_source")
 PROGRESS_EVERY_S = 10.0
 MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
+# Marker rows written per child table, so a run summary can count real rows only.
+MARKER_ROWS: Counter[str] = Counter()
+_MARKER_LOCK = threading.Lock()
 
 
 def incremental_resource(
@@ -64,6 +70,9 @@ def incremental_resource(
         reported = time.monotonic()
         for page in scan:
             for name, table in build_tables(spec, page):
+                if MARKER in table.column_names:
+                    with _MARKER_LOCK:
+                        MARKER_ROWS[name] += pc.sum(table[MARKER]).as_py() or 0
                 yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
             if time.monotonic() - reported > PROGRESS_EVERY_S:
                 reported = time.monotonic()

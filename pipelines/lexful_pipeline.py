@@ -27,7 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--destination", choices=DESTINATIONS, default="duckdb")
     p.add_argument("--dataset-name", default="lexful")
-    p.add_argument("--pipeline-name", default="lexful")
+    p.add_argument(
+        "--pipeline-name", help="default: lexful (DuckDB), lexful_postgres, lexful_filesystem"
+    )
     p.add_argument("--asset-types", help="comma-separated names or glob patterns (default: all)")
     p.add_argument(
         "--full-refresh",
