@@ -62,13 +62,16 @@ def lexful_source(
     asset_types: Sequence[str] | str | None = None,
     start_date: str = DEFAULT_START_DATE,
     page_size: int = MAX_PAGE_SIZE,
+    detect_archives: bool = True,
 ) -> list[DltResource]:
     """Every asset type in the account (or those matching ``asset_types``), organizations,
     organization types, users and the asset-type catalogue.
 
     ``start_date`` bounds the first load of each incremental resource; later loads start
-    where the last one ended. The catalogue is read when the source is created, so a new
-    custom type in Lexful becomes a new table on the next run.
+    where the last one ended. ``detect_archives`` adds one request per resource and run to
+    find records archived without a new ``updated_at``; turn it off only if your account
+    is known to move ``updated_at`` on archive. The catalogue is read when the source is
+    created, so a new custom type in Lexful becomes a new table on the next run.
     """
     if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
         raise ConfigurationError(
@@ -89,10 +92,10 @@ def lexful_source(
     resources = [
         asset_types_resource(definitions),
         *catalogue_resources(client, int(page_size)),
-        incremental_resource(client, organizations_spec(), start, int(page_size)),
     ]
+    specs = [organizations_spec(), *(asset_table_spec(by_name[name]) for name in chosen)]
     resources += [
-        incremental_resource(client, asset_table_spec(by_name[name]), start, int(page_size))
-        for name in chosen
+        incremental_resource(client, spec, start, int(page_size), bool(detect_archives))
+        for spec in specs
     ]
     return resources

@@ -91,6 +91,7 @@ class WindowScan:
     known_at_since: frozenset[str]
     page_size: int
     params: Mapping[str, Any] = field(default_factory=dict)
+    cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
     cursor: datetime | None = None
     ids_at_cursor: set[str] = field(default_factory=set)
     records: int = 0
@@ -107,14 +108,14 @@ class WindowScan:
         return fetch_page(self.client, self.path, params, offset, limit)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        since = format_timestamp(self.since)
-        base = {**self.params, "updated_at[gte]": since, "sort": "updated_at,id",
+        since, key = format_timestamp(self.since), self.cursor_field
+        base = {**self.params, f"{key}[gte]": since, "sort": f"{key},id",
                 "order": "DESC,DESC", "include_deleted": "true"}  # fmt: skip
         first = self._fetch(base, 0, self.page_size)
         fresh = self._accept(first)
         if not first.items:
             return
-        upper = max(parse_timestamp(item["updated_at"]) for item in first.items)
+        upper = max(self._stamp(item, first.offset) for item in first.items)
         self.cursor, self.ids_at_cursor = upper, set()
         self._note_cursor(first.items)
         if fresh:
@@ -122,7 +123,7 @@ class WindowScan:
         if first.total is None:
             yield from self._without_totals(base, upper)
             return
-        window = {**base, "updated_at[lte]": format_timestamp(upper)}
+        window = {**base, f"{key}[lte]": format_timestamp(upper)}
         self.expected = total = first.total
         offset = self.page_size
         guard = 3 * (total // self.page_size + 2) + 10
@@ -153,7 +154,7 @@ class WindowScan:
 
     def _without_totals(self, base: Mapping[str, Any], upper: datetime) -> Iterator[list[dict]]:
         """For list responses without ``total`` (tolerated): page until a short page."""
-        window = {**base, "updated_at[lte]": format_timestamp(upper)}
+        window = {**base, f"{self.cursor_field}[lte]": format_timestamp(upper)}
         offset = self.page_size
         while True:
             page = self._fetch(window, offset, self.page_size)
@@ -170,7 +171,8 @@ class WindowScan:
         fresh = []
         seen = set()
         for position, item in enumerate(page.items):
-            record_id, stamp = _identity(item, self.path, page.offset + position)
+            record_id = _identity(item, self.path, page.offset + position)
+            stamp = self._stamp(item, page.offset + position)
             if any(record_id in ids for ids in self._recent) or record_id in seen:
                 continue
             if stamp == self.since and record_id in self.known_at_since:
@@ -183,23 +185,35 @@ class WindowScan:
 
     def _note_cursor(self, items: list[dict[str, Any]]) -> None:
         for item in items:
-            if parse_timestamp(item["updated_at"]) == self.cursor:
+            if parse_timestamp(item[self.cursor_field]) == self.cursor:
                 self.ids_at_cursor.add(item["id"])
 
+    def _stamp(self, item: dict[str, Any], position: int) -> datetime:
+        """The record's cursor value, or an error naming the endpoint and offset."""
+        value = item.get(self.cursor_field)
+        where = describe("GET", self.path, {"offset": position})
+        if not isinstance(value, str):
+            raise MalformedResponseError(
+                f"{where}: record {item.get('id')} without a '{self.cursor_field}'"
+            )
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise MalformedResponseError(
+                f"{where}: record {item['id']} has {self.cursor_field} {value!r}, "
+                "not an ISO-8601 timestamp"
+            ) from None
 
-def _identity(item: Any, path: str, position: int) -> tuple[str, datetime]:
-    """A record's id and updated_at, or an error naming the endpoint and offset."""
+
+def _identity(item: Any, path: str, position: int) -> str:
+    """A record's id (and that it has the fields every record has), or an error naming
+    the endpoint and offset."""
     where = describe("GET", path, {"offset": position})
     if not isinstance(item, dict):
         raise MalformedResponseError(f"{where}: item is {type(item).__name__}, not an object")
-    record_id, stamp = item.get("id"), item.get("updated_at")
+    record_id = item.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise MalformedResponseError(f"{where}: record without an 'id'")
-    if not isinstance(stamp, str):
+    if not isinstance(item.get("updated_at"), str):
         raise MalformedResponseError(f"{where}: record {record_id} without an 'updated_at'")
-    try:
-        return record_id, parse_timestamp(stamp)
-    except ValueError:
-        raise MalformedResponseError(
-            f"{where}: record {record_id} has updated_at {stamp!r}, not an ISO-8601 timestamp"
-        ) from None
+    return record_id

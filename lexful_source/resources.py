@@ -36,8 +36,14 @@ _MARKER_LOCK = threading.Lock()
 
 
 def incremental_resource(
-    client: LexfulClient, spec: TableSpec, start: datetime, page_size: int
+    client: LexfulClient,
+    spec: TableSpec,
+    start: datetime,
+    page_size: int,
+    detect_archives: bool = True,
 ) -> DltResource:
+    """Merge new and changed records; with ``detect_archives``, also those archived
+    without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it)."""
     # Every table gets its own hints variant: a variant starts from the resource's hints,
     # so the resource itself carries none that would leak into the child tables.
     hints = {
@@ -61,27 +67,66 @@ def incremental_resource(
         for child in spec.children
     )
 
+    def tables(page: list[dict[str, Any]]) -> Iterator[Any]:
+        for name, table in build_tables(spec, page):
+            if MARKER in table.column_names:
+                with _MARKER_LOCK:
+                    MARKER_ROWS[name] += pc.sum(table[MARKER]).as_py() or 0
+            yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
-        scan = WindowScan(
+        changes = WindowScan(
             client, spec.path, since, frozenset(state.get("ids_at_cursor", ())), page_size
         )
+        watching = detect_archives and "archive_cursor" in state
+        emitted: set[str] = set()  # this run's ids, so the archive scan does not repeat them
+        archived_at_upper: set[str] = set()
         reported = time.monotonic()
-        for page in scan:
-            for name, table in build_tables(spec, page):
-                if MARKER in table.column_names:
-                    with _MARKER_LOCK:
-                        MARKER_ROWS[name] += pc.sum(table[MARKER]).as_py() or 0
-                yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+        for page in changes:
+            if watching:
+                emitted.update(r["id"] for r in page)
+            archived_at_upper.update(
+                r["id"]
+                for r in page
+                if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
+            )
+            yield from tables(page)
             if time.monotonic() - reported > PROGRESS_EVERY_S:
                 reported = time.monotonic()
-                log.info("%s: %d of about %s records", spec.name, scan.records, scan.expected)
-        assert scan.cursor is not None
-        state["cursor"] = format_timestamp(scan.cursor)
-        state["ids_at_cursor"] = sorted(scan.ids_at_cursor)
+                log.info("%s: %d of about %s records", spec.name, changes.records, changes.expected)
+        assert changes.cursor is not None
+        state["cursor"] = format_timestamp(changes.cursor)
+        state["ids_at_cursor"] = sorted(changes.ids_at_cursor)
+        if not detect_archives:
+            return
+        if not watching:
+            # This run read every record as it is now: archives are watched from here on.
+            state["archive_cursor"] = state["cursor"]
+            state["archive_ids_at_cursor"] = sorted(archived_at_upper)
+            return
+        archives = WindowScan(
+            client,
+            spec.path,
+            parse_timestamp(state["archive_cursor"]),
+            frozenset(state.get("archive_ids_at_cursor", ())),
+            page_size,
+            cursor_field="deleted_at",
+        )
+        for page in archives:
+            fresh = [r for r in page if r["id"] not in emitted]
+            if fresh:
+                yield from tables(fresh)
+        assert archives.cursor is not None
+        state["archive_cursor"] = format_timestamp(archives.cursor)
+        state["archive_ids_at_cursor"] = sorted(archives.ids_at_cursor)
 
     return dlt.resource(records, name=spec.name, write_disposition=MERGE)
+
+
+def _at(value: str, moment: datetime | None) -> bool:
+    return moment is not None and parse_timestamp(value) == moment
 
 
 def catalogue_resources(client: LexfulClient, page_size: int) -> list[DltResource]:

@@ -1,0 +1,86 @@
+"""Full and incremental loads equal the server's ground truth, table by table, row by row,
+in DuckDB, Postgres and Parquet."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from lexful_source.sandbox import LexfulSandbox, ManualClock
+from lexful_source.sandbox.catalogue import CONFIGURATION, CONTACT, LICENSE
+
+from .conftest import Loader
+from .truth import assert_matches, expected_tables
+
+
+def check(loader: Loader, sandbox: LexfulSandbox) -> None:
+    assert_matches(loader.tables(list(expected_tables(sandbox))), sandbox)
+
+
+def list_requests(sandbox: LexfulSandbox) -> Counter[str]:
+    return Counter(r.path for r in sandbox.stats.log if r.method == "GET" and "/v1/" in r.path)
+
+
+def test_full_then_incremental_loads_equal_the_truth(
+    loader: Loader, make_sandbox: Callable[..., LexfulSandbox]
+) -> None:
+    clock = ManualClock("2026-02-01T09:00:00Z")
+    sandbox = make_sandbox(contacts=1500, clock=clock)
+    first = loader.run(sandbox)
+    assert first.rows["system_contact"] == 1500
+    check(loader, sandbox)
+
+    store, app = sandbox.store, sandbox.app
+    contacts = store.assets(CONTACT)
+    live = [r["id"] for r in sandbox.truth(CONTACT, include_deleted=False)]
+    clock.advance(60)
+    app.edit_asset(CONTACT, live[0], {"title": "Edited", "contact_methods": []})
+    app.edit_asset(CONTACT, live[1], {"contact_methods": [{"type": "Fax", "value": "1"}]})
+    app.edit_asset(CONTACT, live[2], {"references": {"location": None}})
+    store.archive(contacts, live[3])
+    org = sandbox.truth("organizations", include_deleted=False)[0]["id"]
+    app.create_asset(CONTACT, {"organization_id": org, "important": True, "first_name": "Né"})
+    config = sandbox.truth(CONFIGURATION, include_deleted=False)[0]
+    app.edit_asset(CONFIGURATION, config["id"], {"references": {"ext_contacts": live[:3]}})
+    sandbox.stats.reset()
+
+    second = loader.run(sandbox)
+    assert second.rows["system_contact"] == 5  # three edits, the insert and the archive
+    check(loader, sandbox)
+
+    sandbox.stats.reset()
+    third = loader.run(sandbox)
+    assert not any(t.startswith(("system_", "software_", "organizations")) for t in third.rows)
+    requests = list_requests(sandbox)
+    for definition in sandbox.truth("asset_types"):
+        assert requests[f"/v1/assets/{definition['name']}"] == 2  # changes, then archives
+    assert requests["/v1/organizations"] == 2
+    check(loader, sandbox)
+
+
+def test_without_archive_detection_a_quiet_run_is_one_request_per_resource(
+    duckdb_loader: Loader, make_sandbox: Callable[..., LexfulSandbox]
+) -> None:
+    sandbox = make_sandbox(contacts=1200, archive_bumps_updated_at=True)
+    options = {"detect_archives": False}
+    duckdb_loader.run(sandbox, source_args=options)
+    victim = sandbox.truth(CONTACT, include_deleted=False)[5]["id"]
+    sandbox.store.archive(sandbox.store.assets(CONTACT), victim)
+    assert duckdb_loader.run(sandbox, source_args=options).rows["system_contact"] == 1
+    check(duckdb_loader, sandbox)
+    sandbox.stats.reset()
+    duckdb_loader.run(sandbox, source_args=options)
+    requests = list_requests(sandbox)
+    assert requests[f"/v1/assets/{CONTACT}"] == 1
+    assert requests["/v1/organizations"] == 1
+
+
+def test_a_selection_loads_only_those_types(
+    duckdb_loader: Loader, make_sandbox: Callable[..., LexfulSandbox]
+) -> None:
+    sandbox = make_sandbox(contacts=50)
+    summary = duckdb_loader.run(sandbox, asset_types=["system.con*"])
+    loaded = {t for t in summary.rows if t.startswith(("system_", "software_"))}
+    assert {t.split("__")[0] for t in loaded} == {"system_contact", "system_configuration"}
+    requested = {r.path for r in sandbox.stats.log}
+    assert f"/v1/assets/{LICENSE}" not in requested
