@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with Python 3.11:
-#   make demo   - set up, then load a seeded local Lexful server (the sandbox) and show it
+#   make demo   - set up, then load a seeded local Lexful server into DuckDB
 #   make test   - set up, then run the whole test suite
 PYTHON ?= python3.11
 VENV := .venv
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m lexful_source.sandbox --port 8765
+	$(BIN)/python pipelines/lexful_pipeline.py --demo
 
 test: setup
 	$(BIN)/ruff format --check .

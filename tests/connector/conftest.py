@@ -106,7 +106,7 @@ class Loader:
             rows = client.execute_sql(
                 "select column_name, data_type from information_schema.columns "
                 "where table_schema = %s and table_name = %s",
-                client.fully_qualified_dataset_name(escape=False).split(".")[-1],
+                client.dataset_name,
                 table,
             )
         return {name: kind.lower() for name, kind in rows}
