@@ -24,6 +24,7 @@ from .messages import (
     RequestInfo,
     Response,
     error_body,
+    json_body,
     json_object,
     param,
 )
@@ -359,12 +360,7 @@ class LexfulApp:
 
     def _put_related(self, coll: Collection, asset_id: str, req: Request) -> Response:
         self._live_row(coll, asset_id)
-        try:
-            links = orjson.loads(req.body or b"null")
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "body must be a JSON array of {asset_id, description}") from None
-        if not isinstance(links, list):
-            raise ApiError(400, "body must be a JSON array of {asset_id, description}")
+        links = json_body(req, list, "a JSON array of {asset_id, description}")
         current = {item["asset_id"]: item for item in self.store.related.get(asset_id, [])}
         for i, link in enumerate(links):
             target = link.get("asset_id") if isinstance(link, dict) else None

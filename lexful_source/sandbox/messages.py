@@ -53,14 +53,19 @@ def error_body(status: int, message: str) -> bytes:
     return orjson.dumps({"statusCode": status, "error": phrase, "message": message})
 
 
-def json_object(req: Request) -> dict[str, Any]:
+def json_body(req: Request, expected: type, shape: str = "a JSON object") -> Any:
+    """The request's JSON body, or a 400 saying what shape was expected."""
     try:
         data = orjson.loads(req.body or b"null")
     except orjson.JSONDecodeError:
-        raise ApiError(400, "body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body must be a JSON object")
+        data = None
+    if not isinstance(data, expected):
+        raise ApiError(400, f"body must be {shape}")
     return data
+
+
+def json_object(req: Request) -> dict[str, Any]:
+    return json_body(req, dict)
 
 
 def param(req: Request, name: str, default: str) -> str:
