@@ -84,7 +84,8 @@ def run_load(
     """One load; raises LexfulError (or dlt's errors) with a message naming the problem."""
     pipeline_name = pipeline_name or default_pipeline_name(destination)
     dest, location = make_destination(destination, pipeline_name)
-    previous = _previous_destination(pipeline_name, pipelines_dir)
+    if not full_refresh:  # before dlt.pipeline(), which would warn about the change first
+        _refuse_other_destination(pipeline_name, destination, dest.destination_type, pipelines_dir)
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=dest,
@@ -92,7 +93,7 @@ def run_load(
         pipelines_dir=pipelines_dir,
         progress="log" if os.environ.get("LEXFUL_PROGRESS") else None,
     )
-    full_refresh = full_refresh or _needs_full_load(pipeline, destination, previous)
+    full_refresh = full_refresh or _needs_full_load(pipeline, destination)
     before, markers = PROCESS_STATS.snapshot(), MARKER_ROWS.copy()
     started = time.perf_counter()
     source = lexful_source(asset_types=asset_types, **(source_args or {}))
@@ -122,26 +123,26 @@ def default_pipeline_name(destination: str) -> str:
     return "lexful" if destination == "duckdb" else f"lexful_{destination}"
 
 
-def _previous_destination(pipeline_name: str, pipelines_dir: str | None) -> str | None:
-    """The destination a pipeline last loaded; read before dlt.pipeline() overwrites it."""
-    try:
-        return dlt.attach(pipeline_name, pipelines_dir=pipelines_dir).state.get("destination_type")
-    except Exception:  # no such pipeline yet
-        return None
-
-
-def _needs_full_load(pipeline: dlt.Pipeline, destination: str, previous: str | None) -> bool:
+def _refuse_other_destination(
+    pipeline_name: str, destination: str, current: str, pipelines_dir: str | None
+) -> None:
     """Guard the cursors: they are only true for the destination that received the data."""
-    if not pipeline.state.get("sources"):
-        return False
-    current = pipeline.destination.destination_type if pipeline.destination else None
-    if previous and current and previous != current:
+    try:
+        state = dlt.attach(pipeline_name, pipelines_dir=pipelines_dir).state
+    except Exception:  # no such pipeline yet
+        return
+    previous = state.get("destination_type")
+    if state.get("sources") and previous and previous != current:
         raise ConfigurationError(
-            f"pipeline '{pipeline.pipeline_name}' holds the cursors of a load into "
+            f"pipeline '{pipeline_name}' holds the cursors of a load into "
             f"{previous.rsplit('.', 1)[-1]}; loading {destination} with it would copy only "
             "what changed since. Use another --pipeline-name, or --full-refresh"
         )
-    if _dataset_exists(pipeline):
+
+
+def _needs_full_load(pipeline: dlt.Pipeline, destination: str) -> bool:
+    """A pipeline that loaded before but whose dataset is gone (a deleted DuckDB file)."""
+    if not pipeline.state.get("sources") or _dataset_exists(pipeline):
         return False
     log.warning(
         "%s has no dataset '%s' although pipeline '%s' has loaded before: "

@@ -5,6 +5,9 @@
     python pipelines/lexful_pipeline.py --destination filesystem --asset-types 'system.*'
     python pipelines/lexful_pipeline.py --demo               # a local seeded server, no credentials
 
+The demo has its own pipeline (lexful_demo: ./lexful_demo_warehouse.duckdb, or dataset
+lexful_demo elsewhere), so its cursors and rows never mix with a real load's.
+
 Idempotent: run it as often as you like (cron, Airflow, ...); each run loads what
 changed since the last one. Exit code 0 on success; otherwise one line says why.
 """
@@ -21,14 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lexful_source.pipeline import DESTINATIONS, explain, run_load
 
 DEMO_CONTACTS = 5000
+DEMO_PIPELINE = "lexful_demo"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--destination", choices=DESTINATIONS, default="duckdb")
-    p.add_argument("--dataset-name", default="lexful")
+    p.add_argument("--dataset-name", help="default: lexful (lexful_demo for a demo not in DuckDB)")
     p.add_argument(
-        "--pipeline-name", help="default: lexful (DuckDB), lexful_postgres, lexful_filesystem"
+        "--pipeline-name",
+        help="default: lexful (DuckDB), lexful_postgres, lexful_filesystem; --demo: lexful_demo*",
     )
     p.add_argument("--asset-types", help="comma-separated names or glob patterns (default: all)")
     p.add_argument(
@@ -46,6 +51,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def demo_names(destination: str, pipeline: str | None, dataset: str | None) -> tuple[str, str]:
+    """A demo never shares cursors, a DuckDB file or (outside DuckDB) a dataset with a real
+    load: otherwise the real load after ``make demo`` would skip every record older than
+    the demo's cursors, and the demo's records would stay among the real ones."""
+    if destination == "duckdb":  # a file of its own; schema lexful, as in the README's SQL
+        return pipeline or DEMO_PIPELINE, dataset or "lexful"
+    return pipeline or f"{DEMO_PIPELINE}_{destination}", dataset or DEMO_PIPELINE
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -55,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     asset_types = args.asset_types.split(",") if args.asset_types else None
+    pipeline_name, dataset_name = args.pipeline_name, args.dataset_name or "lexful"
+    if args.demo:
+        pipeline_name, dataset_name = demo_names(args.destination, pipeline_name, args.dataset_name)
     kwargs = dict(
         destination=args.destination,
-        dataset_name=args.dataset_name,
-        pipeline_name=args.pipeline_name,
+        dataset_name=dataset_name,
+        pipeline_name=pipeline_name,
         asset_types=asset_types,
         full_refresh=args.full_refresh,
     )
