@@ -161,7 +161,7 @@ class LexfulClient:
     def _send(self, send: Callable[[], httpx.Response], where: str) -> httpx.Response:
         """Send with retries; the final response may still be an error status."""
         started = time.monotonic()
-        last = ""
+        last, unreachable = "", False
         for attempt in range(1, self.retry.max_attempts + 1):
             retry_after: float | None = None
             try:
@@ -170,7 +170,9 @@ class LexfulClient:
                 raise
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             else:
+                unreachable = False
                 if response.status_code not in RETRY_STATUSES:
                     self._count(attempt)
                     return response
@@ -184,9 +186,10 @@ class LexfulClient:
                         self.retry.max_attempts - 1, wait)  # fmt: skip
             time.sleep(wait)
         elapsed = time.monotonic() - started
+        hint = "; check sources.lexful.api_base_url" if unreachable else ""
         raise ApiError(
-            f"{where} failed after {self.retry.max_attempts} attempts over {elapsed:.1f} s; "
-            f"last error: {last}",
+            f"{where} on {self.base_url} failed after {self.retry.max_attempts} attempts over "
+            f"{elapsed:.1f} s; last error: {last}{hint}",
             status=None,
             endpoint=where,
         )

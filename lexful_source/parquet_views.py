@@ -32,7 +32,7 @@ def _columns(con: duckdb.DuckDBPyConnection, files: str) -> list[str]:
 
 def create_views(con: duckdb.DuckDBPyConnection, dataset_dir: str | Path, schema: str) -> list[str]:
     """Create one view per table of the dataset in ``schema``; returns the view names."""
-    root = Path(dataset_dir)
+    root = Path(dataset_dir).resolve()  # views must work wherever the database is opened
     tables = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
     tables = [t for t in tables if not t.startswith("_dlt")]
     con.execute(f'create schema if not exists "{schema}"')

@@ -22,6 +22,7 @@ from . import lexful_source
 from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
 from .resources import MARKER_ROWS
+from .settings import CATALOGUE_RESOURCES
 
 log = logging.getLogger("lexful_source")
 DESTINATIONS = ("duckdb", "postgres", "filesystem")
@@ -46,13 +47,24 @@ class RunSummary:
             f"in {self.seconds:.1f} s with {self.requests:,} API requests "
             f"({self.retries:,} retried)",
         ]
-        width = max((len(t) for t in self.rows), default=5)
-        lines.append(f"  {'table':<{width}}  {'rows':>9}")
-        for table, count in sorted(self.rows.items()):
-            lines.append(f"  {table:<{width}}  {count:>9,}")
-        if not self.rows:
-            lines.append("  (no new or changed records)")
+        changed = {t: n for t, n in self.rows.items() if not is_reference_table(t)}
+        width = max((len(t) for t in changed), default=5)
+        if changed:
+            lines.append(f"  {'table':<{width}}  {'rows':>9}")
+            lines.extend(f"  {t:<{width}}  {n:>9,}" for t, n in sorted(changed.items()))
+        else:
+            lines.append("  no new, changed or archived records in organizations or asset types")
+        reference = ", ".join(
+            f"{t} ({n:,})" for t, n in sorted(self.rows.items()) if is_reference_table(t)
+        )
+        if reference:
+            lines.append(f"  reference data replaced: {reference}")
         return "\n".join(lines)
+
+
+def is_reference_table(table: str) -> bool:
+    """Tables replaced on every run, as opposed to merged from incremental reads."""
+    return table.startswith("asset_types") or table in CATALOGUE_RESOURCES
 
 
 def make_destination(name: str, pipeline_name: str) -> tuple[Any, str]:
@@ -97,16 +109,26 @@ def run_load(
     before, markers = PROCESS_STATS.snapshot(), MARKER_ROWS.copy()
     started = time.perf_counter()
     source = lexful_source(asset_types=asset_types, **(source_args or {}))
-    pipeline.run(
-        source,
-        loader_file_format=LOADER_FILE_FORMATS[destination],
-        refresh="drop_sources" if full_refresh else None,
-    )
+    quiet = _ExpectedWarnings() if destination == "filesystem" else None
+    dlt_log = logging.getLogger("dlt")
+    if quiet:
+        dlt_log.addFilter(quiet)
+    try:
+        pipeline.run(
+            source,
+            loader_file_format=LOADER_FILE_FORMATS[destination],
+            refresh="drop_sources" if full_refresh else None,
+        )
+    finally:
+        if quiet:
+            dlt_log.removeFilter(quiet)
     requests, retries = (a - b for a, b in zip(PROCESS_STATS.snapshot(), before, strict=True))
     trace = pipeline.last_trace
     counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
     markers = MARKER_ROWS - markers
     rows = {t: n - markers[t] for t, n in counts.items() if not t.startswith("_dlt")}
+    if destination == "filesystem":
+        location = f"{location.rstrip('/')}/{dataset_name}"
     return RunSummary(
         destination=destination,
         dataset=dataset_name,
@@ -116,6 +138,16 @@ def run_load(
         retries=retries,
         rows=rows,
     )
+
+
+class _ExpectedWarnings(logging.Filter):
+    """Plain Parquet cannot merge: dlt warns, per table, of what parquet_views.py handles."""
+
+    EXPECTED = ("Falling back to `append`", 'The "hard_delete" column hint')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in self.EXPECTED)
 
 
 def default_pipeline_name(destination: str) -> str:
