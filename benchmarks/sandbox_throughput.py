@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -86,6 +87,8 @@ def start_subprocess(contacts: int) -> tuple[subprocess.Popen[str], dict[str, st
     creds: dict[str, str] = {}
     assert proc.stdout is not None
     for line in proc.stdout:
+        if line.strip().startswith("data:"):
+            creds["data"] = line.strip()
         if "export SOURCES__LEXFUL__" in line:
             key, _, value = line.strip().removeprefix("export SOURCES__LEXFUL__").partition("=")
             creds[key.lower()] = value
@@ -98,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks/results/sandbox_throughput.md"))
     args = parser.parse_args()
     rows: list[tuple[str, int, float]] = []
 
@@ -113,6 +117,7 @@ def main() -> None:
             rows.append((f"{label}, pass {i + 1}", count, seconds))
 
     proc, creds = start_subprocess(args.contacts)
+    print(f"server {creds['data']}", flush=True)
     try:
         run("own process, 1 client thread", creds, 1)
         run("own process, 4 client threads", creds, 4)
@@ -123,15 +128,27 @@ def main() -> None:
     with LexfulSandbox(settings) as sandbox:
         run("in-process, 1 client thread", sandbox.credentials, 1)
 
-    print(
-        f"\n| server / client ({args.contacts:,} contacts, pages of {PAGE}) "
-        "| records | seconds | records/s |"
-    )
-    print("|---|---:|---:|---:|")
-    for label, count, seconds in rows:
-        print(f"| {label} | {count:,} | {seconds:.2f} | {count / seconds:,.0f} |")
     count, seconds = min(((c, s) for _, c, s in rows), key=lambda cs: cs[0] / cs[1])
-    print(f"\nslowest pass (a cold cache included): {count / seconds:,.0f} records/s")
+    table = [
+        f"| server / client ({args.contacts:,} contacts, pages of {PAGE}) "
+        "| records | seconds | records/s |",
+        "|---|---:|---:|---:|",
+        *(f"| {label} | {n:,} | {t:.2f} | {n / t:,.0f} |" for label, n, t in rows),
+    ]
+    summary = (
+        f"slowest pass (a cold cache included): {count / seconds:,.0f} records/s\n\n"
+        f"server {creds['data']}"
+    )
+    print("\n" + "\n".join(table) + "\n\n" + summary)
+    header = (
+        "# Local server throughput\n\n"
+        f"`python benchmarks/sandbox_throughput.py --contacts {args.contacts} "
+        f"--passes {args.passes}` ({os.cpu_count()} cores, Python "
+        f"{platform.python_version()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+    )
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(header + "\n".join(table) + f"\n\n{summary}\n")
+    print(f"written to {args.output}")
 
 
 if __name__ == "__main__":
