@@ -9,8 +9,11 @@ incremental scan avoids that with a frozen window:
 2. Inside a frozen window nothing can enter except at ``U`` itself (at the front), and an
    edit, archive-with-bump or purge can only make a record *leave*. So a shrinking
    ``total`` is the only way records shift towards offsets already read, and it says by
-   how many: the scan re-reads that many positions before the page it just got.
-   Records that left are newer than ``U`` and come with the next run.
+   how many: the scan steps back that many positions before the page it just got and
+   reads on from there. Every answer's ``total`` is checked the same way, so records
+   leaving while the scan steps back, or more of them than a page holds, are caught too.
+   Records read twice are dropped (by id, once per run). Records that left are newer
+   than ``U`` and come with the next run.
 3. The next run starts at ``updated_at >= U`` and skips the ids it already loaded at
    exactly ``U``: boundary records are neither lost nor loaded twice, and a run with no
    changes is a single request.
@@ -18,7 +21,6 @@ incremental scan avoids that with a frozen window:
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,7 +103,7 @@ class WindowScan:
     def __post_init__(self) -> None:
         self.cursor = self.since
         self.ids_at_cursor = set(self.known_at_since)
-        self._recent: deque[set[str]] = deque(maxlen=3)
+        self._emitted: set[str] = set()  # this run's ids: a step back re-reads some
 
     def _fetch(self, params: Mapping[str, Any], offset: int, limit: int) -> Page:
         self.pages += 1
@@ -135,17 +137,12 @@ class WindowScan:
                 )
             shrunk = total - page.total
             total = page.total
-            batches = [page]
-            if shrunk > 0:
-                # Records left the window: unread ones may now sit before this offset.
-                back = max(offset - shrunk, 0)
-                batches.insert(0, self._fetch(window, back, min(shrunk, self.page_size)))
-            for batch in batches:
-                fresh = self._accept(batch)
-                self._note_cursor(batch.items)
-                if fresh:
-                    yield fresh
-            offset += self.page_size
+            fresh = self._accept(page)
+            self._note_cursor(page.items)
+            if fresh:
+                yield fresh
+            # Records left the window: as many unread ones may now sit before this offset.
+            offset = max(offset - shrunk, 0) if shrunk > 0 else offset + self.page_size
             if self.pages > guard:
                 raise PaginationError(
                     f"GET {self.path}: more than {guard} requests for a window of {total} "
@@ -169,17 +166,15 @@ class WindowScan:
     def _accept(self, page: Page) -> list[dict[str, Any]]:
         """The page's records minus those already emitted or loaded by the last run."""
         fresh = []
-        seen = set()
         for position, item in enumerate(page.items):
             record_id = _identity(item, self.path, page.offset + position)
             stamp = self._stamp(item, page.offset + position)
-            if any(record_id in ids for ids in self._recent) or record_id in seen:
+            if record_id in self._emitted:
                 continue
             if stamp == self.since and record_id in self.known_at_since:
                 continue
-            seen.add(record_id)
+            self._emitted.add(record_id)
             fresh.append(item)
-        self._recent.append(seen)
         self.records += len(fresh)
         return fresh
 

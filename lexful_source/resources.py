@@ -81,12 +81,13 @@ def incremental_resource(
             client, spec.path, since, frozenset(state.get("ids_at_cursor", ())), page_size
         )
         watching = detect_archives and "archive_cursor" in state
-        emitted: set[str] = set()  # this run's ids, so the archive scan does not repeat them
+        # id -> deleted_at as emitted this run, so the archive scan repeats no record
+        emitted: dict[str, str | None] = {}
         archived_at_upper: set[str] = set()
         reported = time.monotonic()
         for page in changes:
             if watching:
-                emitted.update(r["id"] for r in page)
+                emitted.update((r["id"], r.get("deleted_at")) for r in page)
             archived_at_upper.update(
                 r["id"]
                 for r in page
@@ -114,19 +115,35 @@ def incremental_resource(
             page_size,
             cursor_field="deleted_at",
         )
+        held: list[datetime] = []  # archived after this run emitted them: load next run
         for page in archives:
             fresh = [r for r in page if r["id"] not in emitted]
+            held += [
+                parse_timestamp(r["deleted_at"])
+                for r in page
+                if r["id"] in emitted and not _same_instant(emitted[r["id"]], r["deleted_at"])
+            ]
             if fresh:
                 yield from tables(fresh)
         assert archives.cursor is not None
-        state["archive_cursor"] = format_timestamp(archives.cursor)
-        state["archive_ids_at_cursor"] = sorted(archives.ids_at_cursor)
+        cursor, known = archives.cursor, archives.ids_at_cursor
+        if held and min(held) <= cursor:
+            # Emitting them again in this run would load their child rows twice.
+            cursor, known = min(held), set()
+        state["archive_cursor"] = format_timestamp(cursor)
+        state["archive_ids_at_cursor"] = sorted(known)
 
     return dlt.resource(records, name=spec.name, write_disposition=MERGE)
 
 
 def _at(value: str, moment: datetime | None) -> bool:
     return moment is not None and parse_timestamp(value) == moment
+
+
+def _same_instant(first: str | None, second: str | None) -> bool:
+    if first is None or second is None:
+        return first is second
+    return parse_timestamp(first) == parse_timestamp(second)
 
 
 def catalogue_resources(client: LexfulClient, page_size: int) -> list[DltResource]:
