@@ -94,6 +94,15 @@ def lexful_source(
         *catalogue_resources(client, int(page_size)),
     ]
     specs = [organizations_spec(), *(asset_table_spec(by_name[name]) for name in chosen)]
+    taken = {r.name for r in resources}
+    for spec in specs:
+        if spec.name in taken:
+            raise ConfigurationError(
+                f"asset type {spec.path.rsplit('/', 1)[-1]!r} would load into table "
+                f"{spec.name!r}, which another table already uses; leave it out with "
+                "sources.lexful.asset_types"
+            )
+        taken.add(spec.name)
     resources += [
         incremental_resource(client, spec, start, int(page_size), bool(detect_archives))
         for spec in specs

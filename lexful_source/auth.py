@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .errors import AuthenticationError, MalformedResponseError
+from .errors import ApiError, AuthenticationError, MalformedResponseError
 from .settings import DEFAULT_TOKEN_LIFETIME_S, TOKEN_PATH, TOKEN_REFRESH_MARGIN_S
 from .timestamps import parse_timestamp
 
@@ -62,7 +62,6 @@ class TokenAuth(httpx.Auth):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._refresh_at = 0.0
-        self.refreshes = 0
 
     def token(self, stale: str | None = None) -> str:
         """The current token; a new one if it is near expiry or equals ``stale`` (a 401)."""
@@ -76,7 +75,13 @@ class TokenAuth(httpx.Auth):
                         f"{TOKEN_PATH}): check sources.lexful.api_key_id, "
                         "sources.lexful.api_key_secret and sources.lexful.account_id"
                     )
-                response.raise_for_status()
+                if response.status_code != 200:
+                    raise ApiError(
+                        f"POST {TOKEN_PATH} failed: HTTP {response.status_code}; check "
+                        "sources.lexful.api_base_url (the API's root, without /v1)",
+                        status=response.status_code,
+                        endpoint=f"POST {TOKEN_PATH}",
+                    )
                 try:
                     body = response.json()
                 except ValueError:
@@ -84,7 +89,6 @@ class TokenAuth(httpx.Auth):
                 self._token, lifetime = parse_token_response(body)
                 margin = min(TOKEN_REFRESH_MARGIN_S, max(lifetime, 0) / 10)
                 self._refresh_at = now + lifetime - margin
-                self.refreshes += 1
             return self._token
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

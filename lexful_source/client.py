@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from .auth import TokenAuth
-from .errors import ApiError, LexfulError, MalformedResponseError
+from .errors import ApiError, MalformedResponseError
 from .settings import REQUEST_TIMEOUT_S, TOKEN_PATH
 
 log = logging.getLogger("lexful_source")
@@ -113,7 +113,6 @@ class LexfulClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self.stats = RequestStats()
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits)
         self._account_id = account_id
@@ -141,8 +140,13 @@ class LexfulClient:
         where = describe("GET", path, params)
         response = self._send(lambda: self._http.get(path, params=params, auth=self.auth), where)
         if response.status_code != 200:
+            hint = ""
+            if response.status_code == 403:
+                hint = (
+                    "; the API key may not read this; leave it out with sources.lexful.asset_types"
+                )
             raise ApiError(
-                f"{where} failed: HTTP {response.status_code} {error_message(response)}",
+                f"{where} failed: HTTP {response.status_code} {error_message(response)}{hint}",
                 status=response.status_code,
                 endpoint=where,
             )
@@ -154,8 +158,8 @@ class LexfulClient:
                 f"{where} answered a body that is not JSON ({kind}, {len(response.content)} bytes)"
             ) from None
 
-    def _count(self, attempt: int) -> None:
-        self.stats.count(retry=attempt > 1)
+    @staticmethod
+    def _count(attempt: int) -> None:
         PROCESS_STATS.count(retry=attempt > 1)
 
     def _send(self, send: Callable[[], httpx.Response], where: str) -> httpx.Response:
@@ -166,8 +170,6 @@ class LexfulClient:
             retry_after: float | None = None
             try:
                 response = send()
-            except LexfulError:
-                raise
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)

@@ -16,7 +16,7 @@ incremental scan avoids that with a frozen window:
    than ``U`` and come with the next run.
 3. The next run starts at ``updated_at >= U`` and skips the ids it already loaded at
    exactly ``U``: boundary records are neither lost nor loaded twice, and a run with no
-   changes is a single request.
+   changes is a single request (more only if the records sharing ``U`` fill a page).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class WindowScan:
         if fresh:
             yield fresh
         if first.total is None:
-            yield from self._without_totals(base, upper)
+            yield from self._seek_without_totals(base, first)
             return
         window = {**base, f"{key}[lte]": format_timestamp(upper)}
         self.expected = total = first.total
@@ -149,19 +149,25 @@ class WindowScan:
                     "records; the server keeps changing or ignores offset"
                 )
 
-    def _without_totals(self, base: Mapping[str, Any], upper: datetime) -> Iterator[list[dict]]:
-        """For list responses without ``total`` (tolerated): page until a short page."""
-        window = {**base, f"{self.cursor_field}[lte]": format_timestamp(upper)}
-        offset = self.page_size
+    def _seek_without_totals(self, base: Mapping[str, Any], first: Page) -> Iterator[list[dict]]:
+        """For list responses without ``total`` (tolerated): with no count to watch, seek
+        instead of counting. Each page asks for records at or below the oldest stamp read
+        so far and skips the ones already read at exactly that stamp, so records leaving
+        the window shift nothing; only one leaving the very tie being read could."""
+        page = first
+        floor, at_floor = None, 0
         while True:
-            page = self._fetch(window, offset, self.page_size)
+            for position, item in enumerate(page.items):
+                stamp = self._stamp(item, page.offset + position)
+                floor, at_floor = (floor, at_floor + 1) if stamp == floor else (stamp, 1)
+            if len(page.items) < self.page_size or floor is None:
+                return
+            window = {**base, f"{self.cursor_field}[lte]": format_timestamp(floor)}
+            page = self._fetch(window, at_floor, self.page_size)
             fresh = self._accept(page)
             self._note_cursor(page.items)
             if fresh:
                 yield fresh
-            if len(page.items) < self.page_size:
-                return
-            offset += self.page_size
 
     def _accept(self, page: Page) -> list[dict[str, Any]]:
         """The page's records minus those already emitted or loaded by the last run."""

@@ -7,7 +7,6 @@ and schedulers can run a load without a subprocess.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,8 +75,8 @@ def make_destination(name: str, pipeline_name: str) -> tuple[Any, str]:
     if name == "postgres":
         return dlt.destinations.postgres(), "Postgres credentials from dlt config"
     if name == "filesystem":
-        bucket = os.environ.get("DESTINATION__FILESYSTEM__BUCKET_URL")
-        if bucket is None:
+        bucket = dlt.config.get("destination.filesystem.bucket_url")
+        if not bucket:
             bucket = str(Path(DEFAULT_PARQUET_DIR).resolve())
         return dlt.destinations.filesystem(bucket_url=bucket), bucket
     raise ConfigurationError(f"unknown destination {name!r}; use one of {', '.join(DESTINATIONS)}")
@@ -103,12 +102,14 @@ def run_load(
         destination=dest,
         dataset_name=dataset_name,
         pipelines_dir=pipelines_dir,
-        progress="log" if os.environ.get("LEXFUL_PROGRESS") else None,
     )
     full_refresh = full_refresh or _needs_full_load(pipeline, destination)
     before, markers = PROCESS_STATS.snapshot(), MARKER_ROWS.copy()
     started = time.perf_counter()
-    source = lexful_source(asset_types=asset_types, **(source_args or {}))
+    args = dict(source_args or {})
+    if asset_types is not None:  # an explicit None would stop dlt reading it from config
+        args["asset_types"] = asset_types
+    source = lexful_source(**args)
     quiet = _ExpectedWarnings() if destination == "filesystem" else None
     dlt_log = logging.getLogger("dlt")
     if quiet:

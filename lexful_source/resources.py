@@ -103,9 +103,15 @@ def incremental_resource(
         if not detect_archives:
             return
         if not watching:
-            # This run read every record as it is now: archives are watched from here on.
-            state["archive_cursor"] = state["cursor"]
-            state["archive_ids_at_cursor"] = sorted(archived_at_upper)
+            if since == start:
+                # A first run read every record as it is now: watch archives from here on.
+                state["archive_cursor"] = state["cursor"]
+                state["archive_ids_at_cursor"] = sorted(archived_at_upper)
+            else:
+                # Switched on for a pipeline that has loaded before: archives made since
+                # its last run kept their updated_at, so look from that run onwards.
+                state["archive_cursor"] = format_timestamp(since)
+                state["archive_ids_at_cursor"] = []
             return
         archives = WindowScan(
             client,
@@ -151,7 +157,9 @@ def catalogue_resources(client: LexfulClient, page_size: int) -> list[DltResourc
 
     def make(path: str) -> Any:
         def read() -> Iterator[list[dict[str, Any]]]:
-            yield from scan_all(client, path, page_size, {"include_deleted": "true"})
+            # sorted, so an edit while paging cannot shift one record past another
+            params = {"include_deleted": "true", "sort": "id", "order": "ASC"}
+            yield from scan_all(client, path, page_size, params)
 
         return read
 
@@ -182,6 +190,10 @@ JSON_LISTS: dict[str, Any] = {
 
 def asset_types_resource(definitions: list[dict[str, Any]]) -> DltResource:
     """The catalogue as read at the start of the run, properties and references nested."""
+    for definition in definitions:  # older API versions say target_entity_types
+        for ref in definition.get("references") or []:
+            if "target_entity_types" in ref and "target_asset_types" not in ref:
+                ref["target_asset_types"] = ref.pop("target_entity_types")
     return dlt.resource(
         definitions,
         name="asset_types",

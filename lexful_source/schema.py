@@ -52,9 +52,7 @@ class TableSpec:
     path: str
     columns: dict[str, str]  # normalized column -> dlt data type
     keys: dict[str, str]  # normalized column -> key in the record
-    hidden: frozenset[str]
     children: tuple[ChildTable, ...] = ()
-    type_name: str | None = None  # the Lexful asset type, for asset resources
 
 
 def table_name(type_name: str) -> str:
@@ -70,13 +68,15 @@ def asset_table_spec(definition: dict[str, Any]) -> TableSpec:
     name = table_name(definition["name"])
     columns = dict(ASSET_BASE_COLUMNS)
     keys = {c: c for c in columns}
-    hidden, children = set(), []
+    children: list[ChildTable] = []
     for prop in definition.get("properties") or []:
         kind, prop_name = prop.get("type"), prop["name"]
         if kind in HIDDEN_PROPERTY_TYPES:
-            hidden.add(prop_name)
-        elif kind == "array":
-            children.append(_array_child(name, prop))
+            continue  # never a column: its value is never loaded
+        if kind == "array":
+            child = _array_child(name, prop)
+            if child is not None:
+                children.append(child)
         else:
             column = _column(prop_name)
             columns[column] = PROPERTY_DATA_TYPES.get(kind, "text")
@@ -94,24 +94,38 @@ def asset_table_spec(definition: dict[str, Any]) -> TableSpec:
         path=ASSETS_PATH.format(type=definition["name"]),
         columns=columns,
         keys=keys,
-        hidden=frozenset(hidden),
         children=tuple(children),
-        type_name=definition["name"],
     )
 
 
-def _array_child(parent: str, prop: dict[str, Any]) -> ChildTable:
+OWN_CHILD_COLUMNS = frozenset({PARENT_KEY, POSITION, MARKER})
+
+
+def _hides_secrets(definition: dict[str, Any]) -> bool:
+    """A secret or totp, or a list of them, however deeply nested."""
+    if definition.get("type") in HIDDEN_PROPERTY_TYPES:
+        return True
+    item = definition.get("array") or {}
+    return _hides_secrets(item) if item else False
+
+
+def _array_child(parent: str, prop: dict[str, Any]) -> ChildTable | None:
+    """The child table of an array property; None for a list of secrets."""
     name = f"{parent}__{_column(prop['name'])}"
     item = prop.get("array") or {}
+    if _hides_secrets(item):
+        return None
     fields = item.get("properties") if item.get("type", "object") == "object" else None
     if not fields:
         data_type = PROPERTY_DATA_TYPES.get(item.get("type", "string"), "text")
         return ChildTable(name, prop["name"], {"value": data_type}, {"value": "value"}, True)
     columns, keys = {}, {}
     for field in fields:
-        if field.get("type") in HIDDEN_PROPERTY_TYPES:
+        if _hides_secrets(field):
             continue
         column = _column(field["name"])
+        if column in OWN_CHILD_COLUMNS:  # the item's own "position" must not clash with ours
+            column = f"item_{column}"
         columns[column] = PROPERTY_DATA_TYPES.get(field.get("type"), "json")
         keys[column] = field["name"]
     return ChildTable(name, prop["name"], columns, keys)
@@ -123,7 +137,6 @@ def organizations_spec() -> TableSpec:
         path=ORGANIZATIONS_PATH,
         columns=dict(ORGANIZATION_COLUMNS),
         keys={c: c for c in ORGANIZATION_COLUMNS},
-        hidden=frozenset(),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 DEFAULT_API_BASE_URL = "https://api.us.lexful.app"
-SOURCE_NAME = "lexful"
 
 MAX_PAGE_SIZE = 1000  # the API's limit maximum
 DEFAULT_TOKEN_LIFETIME_S = 3600  # "valid for 60 minutes" when the response does not say

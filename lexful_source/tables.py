@@ -33,11 +33,20 @@ def _date(value: Any) -> date:
     return date.fromisoformat(value[:10])
 
 
+def _whole(value: Any) -> int:
+    """An integer property's value; 5.5 must fail rather than load as 5."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise TypeError(f"{value!r} is not a whole number")
+
+
 CONVERTERS: dict[str, tuple[pa.DataType, Callable[[Any], Any] | None]] = {
     "text": (pa.string(), None),
     "json": (pa.string(), _json),
     "bool": (pa.bool_(), None),
-    "bigint": (pa.int64(), None),
+    "bigint": (pa.int64(), _whole),
     "double": (pa.float64(), float),
     "date": (pa.date32(), _date),
     "timestamp": (pa.timestamp("us", tz="UTC"), parse_timestamp),

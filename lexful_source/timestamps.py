@@ -14,5 +14,7 @@ def parse_timestamp(value: str) -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """The form sent in filters and kept in state: UTC, milliseconds, ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The form sent in filters and kept in state: UTC, ``Z``, milliseconds as Lexful
+    writes them, microseconds when a value has them (a cursor must not lose precision)."""
+    spec = "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
+    return moment.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")

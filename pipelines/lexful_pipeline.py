@@ -1,6 +1,6 @@
 """Load Lexful into DuckDB, Postgres or Parquet files.
 
-    python pipelines/lexful_pipeline.py                      # DuckDB file ./lexful.duckdb
+    python pipelines/lexful_pipeline.py                      # ./lexful_warehouse.duckdb
     python pipelines/lexful_pipeline.py --destination postgres
     python pipelines/lexful_pipeline.py --destination filesystem --asset-types 'system.*'
     python pipelines/lexful_pipeline.py --demo               # a local seeded server, no credentials
