@@ -20,6 +20,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import lexful_source
 from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
+from .locking import exclusive_run
 from .resources import MARKER_ROWS
 from .settings import CATALOGUE_RESOURCES
 
@@ -91,9 +92,35 @@ def run_load(
     full_refresh: bool = False,
     pipelines_dir: str | None = None,
     source_args: dict[str, Any] | None = None,
+    wait_s: float = 0.0,
 ) -> RunSummary:
-    """One load; raises LexfulError (or dlt's errors) with a message naming the problem."""
+    """One load; raises LexfulError (or dlt's errors) with a message naming the problem.
+
+    Runs of the same pipeline never overlap: a second one waits up to ``wait_s`` for the
+    first, then refuses (locking.py)."""
     pipeline_name = pipeline_name or default_pipeline_name(destination)
+    with exclusive_run(pipeline_name, pipelines_dir, wait_s):
+        return _run_load(
+            destination=destination,
+            dataset_name=dataset_name,
+            pipeline_name=pipeline_name,
+            asset_types=asset_types,
+            full_refresh=full_refresh,
+            pipelines_dir=pipelines_dir,
+            source_args=source_args,
+        )
+
+
+def _run_load(
+    *,
+    destination: str,
+    dataset_name: str,
+    pipeline_name: str,
+    asset_types: Sequence[str] | None,
+    full_refresh: bool,
+    pipelines_dir: str | None,
+    source_args: dict[str, Any] | None,
+) -> RunSummary:
     dest, location = make_destination(destination, pipeline_name)
     if not full_refresh:  # before dlt.pipeline(), which would warn about the change first
         _refuse_other_destination(pipeline_name, destination, dest.destination_type, pipelines_dir)

@@ -47,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="load a seeded local Lexful server (no credentials needed)",
     )
     p.add_argument("--demo-contacts", type=int, default=DEMO_CONTACTS, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if a load of this pipeline is running, wait this long for it (default: refuse)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary and errors")
     return p.parse_args(argv)
 
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_name=pipeline_name,
         asset_types=asset_types,
         full_refresh=args.full_refresh,
+        wait_s=args.wait,
     )
     try:
         if args.demo:
