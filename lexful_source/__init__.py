@@ -24,7 +24,12 @@ from dlt.extract.resource import DltResource
 from .client import LexfulClient
 from .errors import ConfigurationError, UnknownAssetTypeError
 from .paging import scan_all
-from .resources import asset_types_resource, catalogue_resources, incremental_resource
+from .resources import (
+    asset_types_resource,
+    catalogue_resources,
+    incremental_resource,
+    reconcile_resource,
+)
 from .schema import asset_table_spec, organizations_spec
 from .settings import ASSET_TYPES_PATH, DEFAULT_API_BASE_URL, DEFAULT_START_DATE, MAX_PAGE_SIZE
 from .timestamps import parse_timestamp
@@ -63,9 +68,14 @@ def lexful_source(
     start_date: str = DEFAULT_START_DATE,
     page_size: int = MAX_PAGE_SIZE,
     detect_archives: bool = True,
+    reconcile: dict[str, dict[str, str | None]] | None = None,
 ) -> list[DltResource]:
     """Every asset type in the account (or those matching ``asset_types``), organizations,
     organization types, users and the asset-type catalogue.
+
+    With ``reconcile`` (table -> {id: deleted_at} as the destination holds them; see
+    ``pipeline.run_load(reconcile=True)``), the source makes those tables equal Lexful's
+    records instead of reading changes: an id-only scan, refetches and purge tombstones.
 
     ``start_date`` bounds the first load of each incremental resource; later loads start
     where the last one ended. ``detect_archives`` adds one request per resource and run to
@@ -103,6 +113,12 @@ def lexful_source(
                 "sources.lexful.asset_types"
             )
         taken.add(spec.name)
+    if reconcile is not None:
+        return [
+            reconcile_resource(client, spec, reconcile[spec.name], int(page_size))
+            for spec in specs
+            if spec.name in reconcile
+        ]
     resources += [
         incremental_resource(client, spec, start, int(page_size), bool(detect_archives))
         for spec in specs

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from .settings import MARKER, PARENT_KEY
+from .settings import MARKER, PARENT_KEY, PURGED
 
 
 def _files(dataset_dir: Path, table: str) -> str:
@@ -41,9 +41,11 @@ def create_views(con: duckdb.DuckDBPyConnection, dataset_dir: str | Path, schema
         cols, source = columns[table], f"read_parquet('{_files(root, table)}', union_by_name=true)"
         parent = table.rsplit("__", 1)[0] if "__" in table else None
         if "id" in cols and "updated_at" in cols and "_dlt_load_id" in cols:
-            body = _latest_version(source)
+            body = _latest_version(source, PURGED in cols)
         elif PARENT_KEY in cols and parent in columns and MARKER in cols:
-            body = _children_of_latest(source, cols, _latest_version(_src(root, parent)))
+            parent_cols = columns[parent]
+            parents = _latest_version(_src(root, parent), PURGED in parent_cols)
+            body = _children_of_latest(source, cols, parents)
         else:
             body = f"select * from {source}"
         con.execute(f'create or replace view "{schema}"."{table}" as {body}')
@@ -54,11 +56,14 @@ def _src(root: Path, table: str) -> str:
     return f"read_parquet('{_files(root, table)}', union_by_name=true)"
 
 
-def _latest_version(source: str) -> str:
+def _latest_version(source: str, purged: bool = True) -> str:
+    """Each id's newest version; with ``purged``, ids whose newest version is a tombstone
+    (reconcile found them gone from Lexful) are left out too."""
+    gone = f" and not coalesce({PURGED}, false)" if purged else ""
     return (
         f"select * exclude (_version) from (select *, row_number() over (partition by id "
-        f"order by _dlt_load_id desc, updated_at desc) as _version from {source}) "
-        "where _version = 1"
+        f"order by _dlt_load_id desc, updated_at desc nulls first) as _version from {source}) "
+        f"where _version = 1{gone}"
     )
 
 

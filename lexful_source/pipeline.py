@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -21,8 +22,10 @@ from . import lexful_source
 from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
 from .locking import exclusive_run
-from .resources import MARKER_ROWS
-from .settings import CATALOGUE_RESOURCES
+from .parquet_views import create_views
+from .resources import MARKER_ROWS, RECONCILED
+from .settings import CATALOGUE_RESOURCES, PURGED
+from .timestamps import format_timestamp
 
 log = logging.getLogger("lexful_source")
 DESTINATIONS = ("duckdb", "postgres", "filesystem")
@@ -40,6 +43,7 @@ class RunSummary:
     requests: int
     retries: int
     rows: dict[str, int] = field(default_factory=dict)
+    reconciled: dict[str, int] | None = None  # purged / refetched, when reconciling
 
     def render(self) -> str:
         lines = [
@@ -59,6 +63,11 @@ class RunSummary:
         )
         if reference:
             lines.append(f"  reference data replaced: {reference}")
+        if self.reconciled is not None:
+            lines.append(
+                f"  reconcile: {self.reconciled.get('purged', 0):,} records gone from Lexful "
+                f"removed, {self.reconciled.get('refetched', 0):,} records reloaded"
+            )
         return "\n".join(lines)
 
 
@@ -93,11 +102,13 @@ def run_load(
     pipelines_dir: str | None = None,
     source_args: dict[str, Any] | None = None,
     wait_s: float = 0.0,
+    reconcile: bool = False,
 ) -> RunSummary:
     """One load; raises LexfulError (or dlt's errors) with a message naming the problem.
 
     Runs of the same pipeline never overlap: a second one waits up to ``wait_s`` for the
-    first, then refuses (locking.py)."""
+    first, then refuses (locking.py). ``reconcile`` adds an id-only pass that removes
+    what Lexful no longer has and reloads what the incremental reads cannot see."""
     pipeline_name = pipeline_name or default_pipeline_name(destination)
     with exclusive_run(pipeline_name, pipelines_dir, wait_s):
         return _run_load(
@@ -108,6 +119,7 @@ def run_load(
             full_refresh=full_refresh,
             pipelines_dir=pipelines_dir,
             source_args=source_args,
+            reconcile=reconcile,
         )
 
 
@@ -120,8 +132,11 @@ def _run_load(
     full_refresh: bool,
     pipelines_dir: str | None,
     source_args: dict[str, Any] | None,
+    reconcile: bool,
 ) -> RunSummary:
     dest, location = make_destination(destination, pipeline_name)
+    if destination == "filesystem":
+        location = f"{location.rstrip('/')}/{dataset_name}"
     if not full_refresh:  # before dlt.pipeline(), which would warn about the change first
         _refuse_other_destination(pipeline_name, destination, dest.destination_type, pipelines_dir)
     pipeline = dlt.pipeline(
@@ -137,26 +152,18 @@ def _run_load(
     if asset_types is not None:  # an explicit None would stop dlt reading it from config
         args["asset_types"] = asset_types
     source = lexful_source(**args)
-    quiet = _ExpectedWarnings() if destination == "filesystem" else None
-    dlt_log = logging.getLogger("dlt")
-    if quiet:
-        dlt_log.addFilter(quiet)
-    try:
-        pipeline.run(
-            source,
-            loader_file_format=LOADER_FILE_FORMATS[destination],
-            refresh="drop_sources" if full_refresh else None,
-        )
-    finally:
-        if quiet:
-            dlt_log.removeFilter(quiet)
+    _run(pipeline, source, destination, "drop_sources" if full_refresh else None)
+    counts = dict(_row_counts(pipeline))
+    reconciled = RECONCILED.copy()
+    if reconcile:
+        index = loaded_index(pipeline, destination, location)
+        _run(pipeline, lexful_source(**args, reconcile=index), destination, None)
+        for table, count in _row_counts(pipeline).items():
+            counts[table] = counts.get(table, 0) + count
+    reconciled = RECONCILED - reconciled
     requests, retries = (a - b for a, b in zip(PROCESS_STATS.snapshot(), before, strict=True))
-    trace = pipeline.last_trace
-    counts = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
     markers = MARKER_ROWS - markers
     rows = {t: n - markers[t] for t, n in counts.items() if not t.startswith("_dlt")}
-    if destination == "filesystem":
-        location = f"{location.rstrip('/')}/{dataset_name}"
     return RunSummary(
         destination=destination,
         dataset=dataset_name,
@@ -165,7 +172,48 @@ def _run_load(
         requests=requests,
         retries=retries,
         rows=rows,
+        reconciled={k: reconciled[k] for k in ("purged", "refetched")} if reconcile else None,
     )
+
+
+def _run(pipeline: dlt.Pipeline, source: Any, destination: str, refresh: Any) -> None:
+    quiet = _ExpectedWarnings() if destination == "filesystem" else None
+    dlt_log = logging.getLogger("dlt")
+    if quiet:
+        dlt_log.addFilter(quiet)
+    try:
+        pipeline.run(source, loader_file_format=LOADER_FILE_FORMATS[destination], refresh=refresh)
+    finally:
+        if quiet:
+            dlt_log.removeFilter(quiet)
+
+
+def _row_counts(pipeline: dlt.Pipeline) -> dict[str, int]:
+    trace = pipeline.last_trace
+    return dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
+
+
+def loaded_index(
+    pipeline: dlt.Pipeline, destination: str, location: str
+) -> dict[str, dict[str, str | None]]:
+    """What the destination holds of each incremental table: id -> deleted_at."""
+    tables = [
+        name for name, table in pipeline.default_schema.tables.items()
+        if PURGED in table.get("columns", {})
+    ]  # fmt: skip
+    index: dict[str, dict[str, str | None]] = {}
+    if destination == "filesystem":
+        con = duckdb.connect()
+        create_views(con, location, "current")
+        for table in tables:
+            rows = con.execute(f'select id, deleted_at from current."{table}"').fetchall()
+            index[table] = {i: d and format_timestamp(d) for i, d in rows}
+        return index
+    with pipeline.sql_client() as client:
+        for table in tables:
+            query = f"select id, deleted_at from {client.make_qualified_table_name(table)}"
+            index[table] = {i: d and format_timestamp(d) for i, d in client.execute_sql(query)}
+    return index
 
 
 class _ExpectedWarnings(logging.Filter):

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from .client import LexfulClient
-from .paging import WindowScan, scan_all
+from .paging import WindowScan, fetch_page, scan_all
 from .schema import TableSpec, dlt_columns
-from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY
+from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, PURGED
 from .tables import build_tables
 from .timestamps import format_timestamp, parse_timestamp
 
@@ -32,6 +32,9 @@ PROGRESS_EVERY_S = 10.0
 MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 # Marker rows written per child table, so a run summary can count real rows only.
 MARKER_ROWS: Counter[str] = Counter()
+# What reconcile runs did, for the run summary.
+RECONCILED: Counter[str] = Counter()
+LOOKUP_BATCH = 100
 _MARKER_LOCK = threading.Lock()
 
 
@@ -44,35 +47,7 @@ def incremental_resource(
 ) -> DltResource:
     """Merge new and changed records; with ``detect_archives``, also those archived
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it)."""
-    # Every table gets its own hints variant: a variant starts from the resource's hints,
-    # so the resource itself carries none that would leak into the child tables.
-    hints = {
-        spec.name: dlt.mark.make_hints(
-            table_name=spec.name,
-            write_disposition=MERGE,
-            primary_key="id",
-            columns=dlt_columns(spec.columns, primary_key="id"),
-        )
-    }
-    hints.update(
-        (
-            child.name,
-            dlt.mark.make_hints(
-                table_name=child.name,
-                write_disposition=MERGE,
-                merge_key=PARENT_KEY,
-                columns=dlt_columns(child.all_columns),
-            ),
-        )
-        for child in spec.children
-    )
-
-    def tables(page: list[dict[str, Any]]) -> Iterator[Any]:
-        for name, table in build_tables(spec, page):
-            if MARKER in table.column_names:
-                with _MARKER_LOCK:
-                    MARKER_ROWS[name] += pc.sum(table[MARKER]).as_py() or 0
-            yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+    tables = table_writer(spec)
 
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
@@ -140,6 +115,91 @@ def incremental_resource(
         state["archive_ids_at_cursor"] = sorted(known)
 
     return dlt.resource(records, name=spec.name, write_disposition=MERGE)
+
+
+def table_writer(spec: TableSpec) -> Callable[[list[dict[str, Any]]], Iterator[Any]]:
+    """A function turning a page of records into the spec's tables, each with its hints.
+
+    Every table gets its own hints variant: a variant starts from the resource's hints,
+    so the resource itself carries none that would leak into the child tables."""
+    hints = {
+        spec.name: dlt.mark.make_hints(
+            table_name=spec.name,
+            write_disposition=MERGE,
+            primary_key="id",
+            columns=dlt_columns(spec.columns, primary_key="id"),
+        )
+    }
+    hints.update(
+        (
+            child.name,
+            dlt.mark.make_hints(
+                table_name=child.name,
+                write_disposition=MERGE,
+                merge_key=PARENT_KEY,
+                columns=dlt_columns(child.all_columns),
+            ),
+        )
+        for child in spec.children
+    )
+
+    def tables(page: list[dict[str, Any]]) -> Iterator[Any]:
+        for name, table in build_tables(spec, page):
+            if MARKER in table.column_names:
+                with _MARKER_LOCK:
+                    MARKER_ROWS[name] += pc.sum(table[MARKER]).as_py() or 0
+            yield dlt.mark.with_hints(table, hints[name], create_table_variant=True)
+
+    return tables
+
+
+def reconcile_resource(
+    client: LexfulClient,
+    spec: TableSpec,
+    loaded: dict[str, str | None],
+    page_size: int,
+) -> DltResource:
+    """Make the destination's table equal Lexful's, whatever the incremental reads missed.
+
+    An id-only scan (three fields per record) lists what Lexful holds. Records the
+    destination lacks or shows in another archive state (a restore that kept
+    ``updated_at``) are fetched again; records Lexful no longer has at all, confirmed by a
+    direct lookup, get a tombstone that deletes them and their child rows.
+    """
+    tables = table_writer(spec)
+
+    def records() -> Iterator[Any]:
+        fields = {"include_deleted": "true", "sort": "id", "order": "ASC",
+                  "fields": "id,updated_at,deleted_at"}  # fmt: skip
+        present, stale = set(), []
+        for page in scan_all(client, spec.path, page_size, fields):
+            for item in page:
+                present.add(item["id"])
+                if item["id"] not in loaded or not _same_instant(
+                    loaded[item["id"]], item.get("deleted_at")
+                ):
+                    stale.append(item["id"])
+        candidates = [record_id for record_id in loaded if record_id not in present]
+        refetched = list(_lookup(client, spec.path, stale))
+        still_there = {r["id"] for r in _lookup(client, spec.path, candidates)}
+        purged = [record_id for record_id in candidates if record_id not in still_there]
+        with _MARKER_LOCK:
+            RECONCILED["refetched"] += len(refetched)
+            RECONCILED["purged"] += len(purged)
+        if refetched:
+            yield from tables(refetched)
+        if purged:
+            yield from tables([{"id": record_id, PURGED: True} for record_id in purged])
+
+    return dlt.resource(records, name=f"reconcile_{spec.name}", write_disposition=MERGE)
+
+
+def _lookup(client: LexfulClient, path: str, ids: list[str]) -> Iterator[dict[str, Any]]:
+    """The records with these ids, archived ones included, LOOKUP_BATCH ids a request."""
+    for start in range(0, len(ids), LOOKUP_BATCH):
+        batch = ids[start : start + LOOKUP_BATCH]
+        params = {"id[in]": ",".join(batch), "include_deleted": "true"}
+        yield from fetch_page(client, path, params, 0, len(batch)).items
 
 
 def _at(value: str, moment: datetime | None) -> bool:

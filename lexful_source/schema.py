@@ -23,6 +23,7 @@ from .settings import (
     PARENT_KEY,
     POSITION,
     PROPERTY_DATA_TYPES,
+    PURGED,
     REFERENCES_TABLE_SUFFIX,
 )
 
@@ -89,6 +90,7 @@ def asset_table_spec(definition: dict[str, Any]) -> TableSpec:
             item_keys={},
         )
     )
+    columns[PURGED], keys[PURGED] = "bool", PURGED
     return TableSpec(
         name=name,
         path=ASSETS_PATH.format(type=definition["name"]),
@@ -135,8 +137,8 @@ def organizations_spec() -> TableSpec:
     return TableSpec(
         name="organizations",
         path=ORGANIZATIONS_PATH,
-        columns=dict(ORGANIZATION_COLUMNS),
-        keys={c: c for c in ORGANIZATION_COLUMNS},
+        columns={**ORGANIZATION_COLUMNS, PURGED: "bool"},
+        keys={c: c for c in [*ORGANIZATION_COLUMNS, PURGED]},
     )
 
 
@@ -151,7 +153,7 @@ def dlt_columns(columns: dict[str, str], primary_key: str | None = None) -> list
             hint.update(nullable=False, primary_key=True)
         if data_type == "timestamp":
             hint["timezone"] = True
-        if name == MARKER:
+        if name in (MARKER, PURGED):
             hint["hard_delete"] = True
         hints.append(hint)
     return hints

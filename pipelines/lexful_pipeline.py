@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--demo-contacts", type=int, default=DEMO_CONTACTS, help=argparse.SUPPRESS)
     p.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="after loading, remove what Lexful no longer has and reload what changed unseen "
+        "(an id-only scan: one request per 1,000 records)",
+    )
+    p.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         asset_types=asset_types,
         full_refresh=args.full_refresh,
         wait_s=args.wait,
+        reconcile=args.reconcile,
     )
     try:
         if args.demo:

@@ -35,7 +35,8 @@ TOKEN_FIELDS = ("token", "access_token", "accessToken")
 EXPIRY_FIELDS = ("expires_in", "expires_at", "expiresAt", None)
 HIDDEN_COLUMNS = {"ext_admin_password", "license_key", "portal_mfa"}
 NOT_YET = pytest.mark.xfail(
-    reason="restore without updated_at bump / purge need the reconcile mode (issue 4)",
+    reason="no incremental read can see a purge or a restore that keeps updated_at; "
+    "--reconcile makes them right (test_reconcile.py)",
     strict=True,
 )
 
