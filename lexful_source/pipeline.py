@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,17 @@ def _run_load(
     if asset_types is not None:  # an explicit None would stop dlt reading it from config
         args["asset_types"] = asset_types
     source = lexful_source(**args)
+    counts: dict[str, int] = {}
+    if pipeline.has_pending_data and not full_refresh:
+        # A killed run left data extracted but not loaded: load it first, then read on,
+        # so this run still brings what changed since.
+        log.warning("loading what an interrupted run of '%s' left behind", pipeline_name)
+        with _quiet(destination):
+            counts.update(pipeline.normalize().row_counts)
+            pipeline.load()
     _run(pipeline, source, destination, "drop_sources" if full_refresh else None)
-    counts = dict(_row_counts(pipeline))
+    for table, count in _row_counts(pipeline).items():
+        counts[table] = counts.get(table, 0) + count
     reconciled = RECONCILED.copy()
     if reconcile:
         index = loaded_index(pipeline, destination, location)
@@ -177,12 +187,19 @@ def _run_load(
 
 
 def _run(pipeline: dlt.Pipeline, source: Any, destination: str, refresh: Any) -> None:
+    with _quiet(destination):
+        pipeline.run(source, loader_file_format=LOADER_FILE_FORMATS[destination], refresh=refresh)
+
+
+@contextmanager
+def _quiet(destination: str) -> Iterator[None]:
+    """Silence the warnings dlt gives for what this source handles on purpose."""
     quiet = _ExpectedWarnings() if destination == "filesystem" else None
     dlt_log = logging.getLogger("dlt")
     if quiet:
         dlt_log.addFilter(quiet)
     try:
-        pipeline.run(source, loader_file_format=LOADER_FILE_FORMATS[destination], refresh=refresh)
+        yield
     finally:
         if quiet:
             dlt_log.removeFilter(quiet)

@@ -23,7 +23,7 @@ from dlt.extract.resource import DltResource
 from .client import LexfulClient
 from .paging import WindowScan, fetch_page, scan_all
 from .schema import TableSpec, dlt_columns
-from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, PURGED
+from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, POSITION, PURGED
 from .tables import build_tables
 from .timestamps import format_timestamp, parse_timestamp
 
@@ -137,7 +137,9 @@ def table_writer(spec: TableSpec) -> Callable[[list[dict[str, Any]]], Iterator[A
                 table_name=child.name,
                 write_disposition=MERGE,
                 merge_key=PARENT_KEY,
-                columns=dlt_columns(child.all_columns),
+                # a key lets dlt drop rows staged twice when a killed load is retried
+                primary_key=[PARENT_KEY, POSITION],
+                columns=dlt_columns(child.all_columns, primary_key=[PARENT_KEY, POSITION]),
             ),
         )
         for child in spec.children

@@ -142,14 +142,17 @@ def organizations_spec() -> TableSpec:
     )
 
 
-def dlt_columns(columns: dict[str, str], primary_key: str | None = None) -> list[dict[str, Any]]:
+def dlt_columns(
+    columns: dict[str, str], primary_key: str | list[str] | None = None
+) -> list[dict[str, Any]]:
     """dlt column hints for a table: every column typed, nullable but the key."""
+    keys = [primary_key] if isinstance(primary_key, str) else primary_key or []
     hints = []
     for name, data_type in columns.items():
         # JSON values travel as text in Arrow; hinting "json" would disagree with the data
         stored = "text" if data_type == "json" else data_type
         hint: dict[str, Any] = {"name": name, "data_type": stored, "nullable": True}
-        if name == primary_key:
+        if name in keys:
             hint.update(nullable=False, primary_key=True)
         if data_type == "timestamp":
             hint["timezone"] = True

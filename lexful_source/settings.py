@@ -77,5 +77,6 @@ PROPERTY_DATA_TYPES: dict[str, str] = {
 PARENT_KEY = "asset_id"
 POSITION = "position"
 MARKER = "_lexful_replaces_children"  # hard-delete marker: never stored, clears a parent's children
+MARKER_POSITION = -1  # markers need a position too: (asset_id, position) is the child key
 PURGED = "_lexful_purged"  # hard-delete tombstone: a record Lexful no longer has (reconcile)
 REFERENCES_TABLE_SUFFIX = "references"

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .errors import MalformedResponseError
 from .schema import ChildTable, TableSpec
-from .settings import MARKER, PARENT_KEY, POSITION
+from .settings import MARKER, MARKER_POSITION, PARENT_KEY, POSITION
 from .timestamps import parse_timestamp
 
 
@@ -104,7 +104,7 @@ def child_table(child: ChildTable, records: list[dict[str, Any]]) -> pa.Table:
             rows[PARENT_KEY].append(record["id"])
             for column in child.columns:
                 rows[column].append(None)
-            rows[POSITION].append(None)
+            rows[POSITION].append(MARKER_POSITION)
             rows[MARKER].append(True)
     return pa.Table.from_arrays(
         [column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()],
