@@ -128,6 +128,14 @@ def loader(
     yield from make_loader(request.param, tmp_path, monkeypatch)
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def sql_loader(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Loader]:
+    """DuckDB and Postgres: the destinations that merge, for the exactness cases."""
+    yield from make_loader(request.param, tmp_path, monkeypatch)
+
+
 @pytest.fixture
 def duckdb_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loader]:
     yield from make_loader("duckdb", tmp_path, monkeypatch)

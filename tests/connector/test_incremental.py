@@ -225,7 +225,7 @@ def test_a_token_expiring_mid_run_is_refreshed_once_per_expiry(
 
 # -- 2. ties larger than a page -----------------------------------------------------------
 def test_ties_larger_than_a_page_load_exactly_what_changed(
-    duckdb_loader: Loader, make_sandbox: MakeSandbox
+    sql_loader: Loader, make_sandbox: MakeSandbox
 ) -> None:
     clock = ManualClock(START)
     sandbox = make_sandbox(contacts=4000, clock=clock)
@@ -236,28 +236,28 @@ def test_ties_larger_than_a_page_load_exactly_what_changed(
 
     # the first load ends on a tie of 120 records (three pages) at its cursor
     change(sandbox, "touch", *live[:120])
-    assert contact_rows(load(duckdb_loader, sandbox, **args)) == 4000
-    assert contact_rows(load(duckdb_loader, sandbox, **args)) == 0
+    assert contact_rows(load(sql_loader, sandbox, **args)) == 4000
+    assert contact_rows(load(sql_loader, sandbox, **args)) == 0
 
     # 80 more join the tie at the cursor
     change(sandbox, "touch", *live[120:200])
-    assert contact_rows(load(duckdb_loader, sandbox, **args)) == 80
+    assert contact_rows(load(sql_loader, sandbox, **args)) == 80
 
     # a new tie group just after it, with 30 records that leave the old one
     clock.advance(ms=1)
     change(sandbox, "touch", *live[200:260], *live[:30])
-    assert contact_rows(load(duckdb_loader, sandbox, **args)) == 90
-    assert contact_rows(load(duckdb_loader, sandbox, **args)) == 0
+    assert contact_rows(load(sql_loader, sandbox, **args)) == 90
+    assert contact_rows(load(sql_loader, sandbox, **args)) == 0
 
 
 # -- 3. records exactly on the boundary ---------------------------------------------------
 @pytest.mark.parametrize("timestamp_style", ["millis", "mixed"])
 def test_records_stamped_exactly_at_the_cursor_are_loaded_once(
-    duckdb_loader: Loader, make_sandbox: MakeSandbox, timestamp_style: str
+    sql_loader: Loader, make_sandbox: MakeSandbox, timestamp_style: str
 ) -> None:
     clock = ManualClock(START)
     sandbox = make_sandbox(contacts=300, clock=clock, timestamp_style=timestamp_style)
-    load(duckdb_loader, sandbox)
+    load(sql_loader, sandbox)
     order = newest_first(sandbox)
     cursor = instant(order[0]["updated_at"])
     assert cursor is not None
@@ -269,8 +269,8 @@ def test_records_stamped_exactly_at_the_cursor_are_loaded_once(
     change(sandbox, "insert", "")
     at_cursor = [r for r in sandbox.truth(CONTACT) if instant(r["updated_at"]) == cursor]
     assert len(at_cursor) == len(already) + 3
-    assert contact_rows(load(duckdb_loader, sandbox)) == 3
-    assert contact_rows(load(duckdb_loader, sandbox)) == 0
+    assert contact_rows(load(sql_loader, sandbox)) == 3
+    assert contact_rows(load(sql_loader, sandbox)) == 0
 
 
 # -- 4 and 5. changes between runs --------------------------------------------------------
@@ -317,11 +317,11 @@ def test_mixed_timestamp_forms_load_equal_to_the_truth(
 
 @pytest.mark.parametrize("bumps", [False, True], ids=["archive-keeps", "archive-bumps"])
 def test_edits_inserts_and_archives_between_runs(
-    duckdb_loader: Loader, make_sandbox: MakeSandbox, bumps: bool
+    sql_loader: Loader, make_sandbox: MakeSandbox, bumps: bool
 ) -> None:
     clock = ManualClock(START)
     sandbox = make_sandbox(contacts=200, clock=clock, archive_bumps_updated_at=bumps)
-    changes_between_runs(duckdb_loader, sandbox, clock)
+    changes_between_runs(sql_loader, sandbox, clock)
 
 
 @pytest.mark.parametrize(
@@ -386,7 +386,7 @@ def loaded_stamps(loader: Loader) -> dict[str, datetime | None]:
 
 @pytest.mark.parametrize(("disturbance", "hooked"), PAGING_CASES)
 def test_changes_while_paging_lose_nothing(
-    duckdb_loader: Loader, make_sandbox: MakeSandbox, disturbance: Disturbance, hooked: str
+    sql_loader: Loader, make_sandbox: MakeSandbox, disturbance: Disturbance, hooked: str
 ) -> None:
     """Contacts already served change while a later page is requested. An edit, a bumping
     archive or a purge shifts every later record towards the front, so plain offset paging
@@ -396,7 +396,7 @@ def test_changes_while_paging_lose_nothing(
         contacts=disturbance.contacts, clock=clock, archive_bumps_updated_at=disturbance.bumps
     )
     if hooked == "incremental":  # the run reads all but 50 contacts, changed one ms apart
-        load(duckdb_loader, sandbox, **paged(PAGE))
+        load(sql_loader, sandbox, **paged(PAGE))
         touch_one_ms_apart(sandbox, clock, live_contacts(sandbox)[:-50])
     order = newest_first(sandbox)
     before = {r["id"]: instant(r["updated_at"]) for r in order}
@@ -412,18 +412,18 @@ def test_changes_while_paging_lose_nothing(
 
     match = contact_changes_page(None)
     sandbox.on_request = hook = Hook(match, act, at=disturbance.at)
-    duckdb_loader.run(sandbox, **paged(PAGE))
+    sql_loader.run(sandbox, **paged(PAGE))
     assert hook.fired == len(disturbance.at)
-    stamps = loaded_stamps(duckdb_loader)
+    stamps = loaded_stamps(sql_loader)
     assert stamps.get(boundary) == before[boundary]  # the record at the page boundary
     unchanged = {i: s for i, s in before.items() if i not in victims}
     assert {i: stamps.get(i) for i in unchanged} == unchanged
 
     sandbox.on_request = None
-    duckdb_loader.run(sandbox, **paged(PAGE))
+    sql_loader.run(sandbox, **paged(PAGE))
     # a purged record stays in the destination until the reconcile mode (issue 4)
     purged = victims if disturbance.kind == "purge" else []
-    assert_matches(without(loaded_tables(duckdb_loader, sandbox), purged), sandbox)
+    assert_matches(without(loaded_tables(sql_loader, sandbox), purged), sandbox)
 
 
 # -- 7. malformed pages -------------------------------------------------------------------
