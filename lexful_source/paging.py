@@ -14,14 +14,15 @@ incremental scan avoids that with a frozen window:
    leaving while the scan steps back, or more of them than a page holds, are caught too.
    Records read twice are dropped (by id, once per run). Records that left are newer
    than ``U`` and come with the next run.
-3. The next run starts at ``updated_at >= U`` and skips the ids it already loaded at
-   exactly ``U``: boundary records are neither lost nor loaded twice, and a run with no
+3. The next run starts at ``updated_at >= U`` and skips the records it already loaded at
+   exactly ``U``, unless their content changed (a second edit within one timestamp tick
+   keeps ``U``): boundary records are neither lost nor loaded twice, and a run with no
    changes is a single request (more only if the records sharing ``U`` fill a page).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,25 +85,27 @@ class WindowScan:
     """One run's incremental read of a list endpoint; see the module docstring.
 
     Iterate it for pages of new or changed records; afterwards ``cursor`` and
-    ``ids_at_cursor`` are the state the next run starts from.
+    ``versions_at_cursor`` (id -> ``digest`` of the record as loaded) are the state the
+    next run starts from.
     """
 
     client: LexfulClient
     path: str
     since: datetime
-    known_at_since: frozenset[str]
+    known_at_since: Mapping[str, str]  # id -> digest, for records loaded at ``since``
     page_size: int
+    digest: Callable[[dict[str, Any]], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
     cursor: datetime | None = None
-    ids_at_cursor: set[str] = field(default_factory=set)
+    versions_at_cursor: dict[str, str] = field(default_factory=dict)
     records: int = 0
     pages: int = 0
     expected: int | None = None  # records in the window, from page 0's total
 
     def __post_init__(self) -> None:
         self.cursor = self.since
-        self.ids_at_cursor = set(self.known_at_since)
+        self.versions_at_cursor = dict(self.known_at_since)
         self._emitted: set[str] = set()  # this run's ids: a step back re-reads some
 
     def _fetch(self, params: Mapping[str, Any], offset: int, limit: int) -> Page:
@@ -118,7 +121,7 @@ class WindowScan:
         if not first.items:
             return
         upper = max(self._stamp(item, first.offset) for item in first.items)
-        self.cursor, self.ids_at_cursor = upper, set()
+        self.cursor, self.versions_at_cursor = upper, {}
         self._note_cursor(first.items)
         if fresh:
             yield fresh
@@ -177,7 +180,7 @@ class WindowScan:
             stamp = self._stamp(item, page.offset + position)
             if record_id in self._emitted:
                 continue
-            if stamp == self.since and record_id in self.known_at_since:
+            if stamp == self.since and self.known_at_since.get(record_id) == self.digest(item):
                 continue
             self._emitted.add(record_id)
             fresh.append(item)
@@ -187,7 +190,7 @@ class WindowScan:
     def _note_cursor(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             if parse_timestamp(item[self.cursor_field]) == self.cursor:
-                self.ids_at_cursor.add(item["id"])
+                self.versions_at_cursor[item["id"]] = self.digest(item)
 
     def _stamp(self, item: dict[str, Any], position: int) -> datetime:
         """The record's cursor value, or an error naming the endpoint and offset."""

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import dlt
@@ -24,7 +25,7 @@ from .client import LexfulClient
 from .paging import WindowScan, fetch_page, scan_all
 from .schema import TableSpec, dlt_columns
 from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, POSITION, PURGED
-from .tables import build_tables
+from .tables import build_tables, loaded_digest
 from .timestamps import format_timestamp, parse_timestamp
 
 log = logging.getLogger("lexful_source")
@@ -49,22 +50,22 @@ def incremental_resource(
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it)."""
     tables = table_writer(spec)
 
+    digest = partial(loaded_digest, spec)
+
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
-        changes = WindowScan(
-            client, spec.path, since, frozenset(state.get("ids_at_cursor", ())), page_size
-        )
+        changes = WindowScan(client, spec.path, since, _versions(state, ""), page_size, digest)
         watching = detect_archives and "archive_cursor" in state
         # id -> deleted_at as emitted this run, so the archive scan repeats no record
         emitted: dict[str, str | None] = {}
-        archived_at_upper: set[str] = set()
+        archived_at_upper: dict[str, str] = {}
         reported = time.monotonic()
         for page in changes:
             if watching:
                 emitted.update((r["id"], r.get("deleted_at")) for r in page)
             archived_at_upper.update(
-                r["id"]
+                (r["id"], digest(r))
                 for r in page
                 if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
             )
@@ -74,26 +75,27 @@ def incremental_resource(
                 log.info("%s: %d of about %s records", spec.name, changes.records, changes.expected)
         assert changes.cursor is not None
         state["cursor"] = format_timestamp(changes.cursor)
-        state["ids_at_cursor"] = sorted(changes.ids_at_cursor)
+        _keep_versions(state, "", changes.versions_at_cursor)
         if not detect_archives:
             return
         if not watching:
             if since == start:
                 # A first run read every record as it is now: watch archives from here on.
                 state["archive_cursor"] = state["cursor"]
-                state["archive_ids_at_cursor"] = sorted(archived_at_upper)
+                _keep_versions(state, "archive_", archived_at_upper)
             else:
                 # Switched on for a pipeline that has loaded before: archives made since
                 # its last run kept their updated_at, so look from that run onwards.
                 state["archive_cursor"] = format_timestamp(since)
-                state["archive_ids_at_cursor"] = []
+                _keep_versions(state, "archive_", {})
             return
         archives = WindowScan(
             client,
             spec.path,
             parse_timestamp(state["archive_cursor"]),
-            frozenset(state.get("archive_ids_at_cursor", ())),
+            _versions(state, "archive_"),
             page_size,
+            digest,
             cursor_field="deleted_at",
         )
         held: list[datetime] = []  # archived after this run emitted them: load next run
@@ -107,12 +109,12 @@ def incremental_resource(
             if fresh:
                 yield from tables(fresh)
         assert archives.cursor is not None
-        cursor, known = archives.cursor, archives.ids_at_cursor
+        cursor, known = archives.cursor, archives.versions_at_cursor
         if held and min(held) <= cursor:
             # Emitting them again in this run would load their child rows twice.
-            cursor, known = min(held), set()
+            cursor, known = min(held), {}
         state["archive_cursor"] = format_timestamp(cursor)
-        state["archive_ids_at_cursor"] = sorted(known)
+        _keep_versions(state, "archive_", known)
 
     return dlt.resource(records, name=spec.name, write_disposition=MERGE)
 
@@ -202,6 +204,17 @@ def _lookup(client: LexfulClient, path: str, ids: list[str]) -> Iterator[dict[st
         batch = ids[start : start + LOOKUP_BATCH]
         params = {"id[in]": ",".join(batch), "include_deleted": "true"}
         yield from fetch_page(client, path, params, 0, len(batch)).items
+
+
+def _versions(state: dict[str, Any], prefix: str) -> dict[str, str]:
+    """The records loaded at a cursor, id -> digest. (State from before digests listed
+    ids only; without it those few records load once more, merged, never lost.)"""
+    return dict(state.get(f"{prefix}versions_at_cursor", {}))
+
+
+def _keep_versions(state: dict[str, Any], prefix: str, versions: dict[str, str]) -> None:
+    state.pop(f"{prefix}ids_at_cursor", None)
+    state[f"{prefix}versions_at_cursor"] = dict(sorted(versions.items()))
 
 
 def _at(value: str, moment: datetime | None) -> bool:

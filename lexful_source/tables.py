@@ -8,6 +8,7 @@ marker row, so a merge on ``asset_id`` removes children the parent no longer has
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
@@ -106,10 +107,13 @@ def child_table(child: ChildTable, records: list[dict[str, Any]]) -> pa.Table:
                 rows[column].append(None)
             rows[POSITION].append(MARKER_POSITION)
             rows[MARKER].append(True)
-    return pa.Table.from_arrays(
-        [column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()],
-        names=list(child.all_columns),
-    )
+    arrays = [column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()]
+    keys = (PARENT_KEY, POSITION)  # the child table's primary key: never null
+    fields = [
+        pa.field(c, a.type, nullable=c not in keys)
+        for c, a in zip(child.all_columns, arrays, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _child_items(child: ChildTable, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -134,3 +138,13 @@ def build_tables(spec: TableSpec, records: list[dict[str, Any]]) -> list[tuple[s
     tables = [(spec.name, parent_table(spec, records))]
     tables.extend((child.name, child_table(child, records)) for child in spec.children)
     return tables
+
+
+def loaded_digest(spec: TableSpec, record: dict[str, Any]) -> str:
+    """A short digest of what a load writes for ``record``. The incremental state keeps it
+    for the records stamped at the cursor, so one changed again without a new
+    ``updated_at`` is still loaded; it covers loaded fields only, so no secret value
+    reaches the state even hashed."""
+    loaded = [record.get(key) for key in spec.keys.values()]
+    loaded += [list(_child_items(child, record)) for child in spec.children]
+    return hashlib.blake2b(orjson.dumps(loaded), digest_size=8).hexdigest()

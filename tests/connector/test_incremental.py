@@ -252,7 +252,7 @@ def test_ties_larger_than_a_page_load_exactly_what_changed(
 
 # -- 3. records exactly on the boundary ---------------------------------------------------
 @pytest.mark.parametrize("timestamp_style", ["millis", "mixed"])
-def test_records_stamped_exactly_at_the_cursor_are_loaded_once(
+def test_records_stamped_exactly_at_the_cursor_are_loaded_once_per_version(
     sql_loader: Loader, make_sandbox: MakeSandbox, timestamp_style: str
 ) -> None:
     clock = ManualClock(START)
@@ -270,6 +270,13 @@ def test_records_stamped_exactly_at_the_cursor_are_loaded_once(
     at_cursor = [r for r in sandbox.truth(CONTACT) if instant(r["updated_at"]) == cursor]
     assert len(at_cursor) == len(already) + 3
     assert contact_rows(load(sql_loader, sandbox)) == 3
+    assert contact_rows(load(sql_loader, sandbox)) == 0
+
+    # edited again within the same tick: updated_at stays on the cursor, the content moves
+    sandbox.app.edit_asset(CONTACT, older[0], {"title": "Edited again", "contact_methods": []})
+    edited = next(r for r in sandbox.truth(CONTACT) if r["id"] == older[0])
+    assert instant(edited["updated_at"]) == cursor
+    assert contact_rows(load(sql_loader, sandbox)) == 1
     assert contact_rows(load(sql_loader, sandbox)) == 0
 
 
