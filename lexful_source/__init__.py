@@ -6,6 +6,8 @@ environment variables such as ``SOURCES__LEXFUL__API_KEY_SECRET``)::
     [sources.lexful]
     api_base_url = "https://api.us.lexful.app"
     account_id = "..."
+    requests_per_minute = 300    # optional: stay under the API's rate limit
+    on_forbidden = "skip"        # optional: skip (with a warning) types the key may not read
     # secrets.toml
     api_key_id = "..."
     api_key_secret = "..."
@@ -14,6 +16,7 @@ environment variables such as ``SOURCES__LEXFUL__API_KEY_SECRET``)::
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +24,8 @@ from typing import Any
 import dlt
 from dlt.extract.resource import DltResource
 
-from .client import LexfulClient
+from .budget import RequestBudget
+from .client import LexfulClient, RetryPolicy
 from .errors import ConfigurationError, UnknownAssetTypeError
 from .paging import scan_all
 from .resources import (
@@ -31,10 +35,18 @@ from .resources import (
     reconcile_resource,
 )
 from .schema import asset_table_spec, organizations_spec
-from .settings import ASSET_TYPES_PATH, DEFAULT_API_BASE_URL, DEFAULT_START_DATE, MAX_PAGE_SIZE
+from .settings import (
+    ASSET_TYPES_PATH,
+    DEFAULT_API_BASE_URL,
+    DEFAULT_START_DATE,
+    MAX_PAGE_SIZE,
+    ON_FORBIDDEN,
+    REQUEST_TIMEOUT_S,
+)
 from .timestamps import parse_timestamp
 
 __all__ = ["lexful_source", "select_asset_types"]
+log = logging.getLogger("lexful_source")
 
 # Arrow tables skip dlt's normalizer; have it stamp _dlt_load_id anyway, so a Parquet
 # dataset (append-only) can tell the versions of a record apart (see parquet_views.py).
@@ -68,6 +80,11 @@ def lexful_source(
     start_date: str = DEFAULT_START_DATE,
     page_size: int = MAX_PAGE_SIZE,
     detect_archives: bool = True,
+    max_attempts: int = RetryPolicy.max_attempts,
+    backoff_s: float = RetryPolicy.backoff_s,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
+    requests_per_minute: float | None = None,
+    on_forbidden: str = "fail",
     reconcile: dict[str, dict[str, str | None]] | None = None,
 ) -> list[DltResource]:
     """Every asset type in the account (or those matching ``asset_types``), organizations,
@@ -82,10 +99,22 @@ def lexful_source(
     find records archived without a new ``updated_at``; turn it off only if your account
     is known to move ``updated_at`` on archive. The catalogue is read when the source is
     created, so a new custom type in Lexful becomes a new table on the next run.
+
+    ``max_attempts``, ``backoff_s`` and ``request_timeout_s`` set the retry policy;
+    ``requests_per_minute`` paces requests below the API's rate limit. ``on_forbidden``
+    says what a 403 on one resource does: ``fail`` the run, or ``skip`` that resource with
+    a warning in the run summary (its cursor stays where it was).
     """
-    if not 1 <= int(page_size) <= MAX_PAGE_SIZE:
+    _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+    _check_range("max_attempts", max_attempts, 1, 100)
+    _check_range("backoff_s", backoff_s, 0, 600)
+    _check_range("request_timeout_s", request_timeout_s, 0.1, 3600)
+    if requests_per_minute is not None:
+        _check_range("requests_per_minute", requests_per_minute, 1, 1_000_000)
+    if on_forbidden not in ON_FORBIDDEN:
         raise ConfigurationError(
-            f"sources.lexful.page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
+            f"sources.lexful.on_forbidden must be one of {', '.join(ON_FORBIDDEN)}, "
+            f"got {on_forbidden!r}"
         )
     try:
         start = parse_timestamp(start_date)
@@ -93,7 +122,17 @@ def lexful_source(
         raise ConfigurationError(
             f"sources.lexful.start_date must be an ISO-8601 date or timestamp, got {start_date!r}"
         ) from None
-    client = LexfulClient(api_base_url, account_id, api_key_id, api_key_secret)
+    client = LexfulClient(
+        api_base_url,
+        account_id,
+        api_key_id,
+        api_key_secret,
+        retry=RetryPolicy(max_attempts=int(max_attempts), backoff_s=float(backoff_s)),
+        timeout=float(request_timeout_s),
+        budget=RequestBudget(float(requests_per_minute) if requests_per_minute else None),
+    )
+    log.info("Lexful at %s: %s", client.base_url, client.describe())
+    skip_forbidden = on_forbidden == "skip"
     definitions: list[dict[str, Any]] = [
         d for page in scan_all(client, ASSET_TYPES_PATH, int(page_size)) for d in page
     ]
@@ -101,7 +140,7 @@ def lexful_source(
     chosen = select_asset_types(list(by_name), asset_types)
     resources = [
         asset_types_resource(definitions),
-        *catalogue_resources(client, int(page_size)),
+        *catalogue_resources(client, int(page_size), skip_forbidden),
     ]
     specs = [organizations_spec(), *(asset_table_spec(by_name[name]) for name in chosen)]
     taken = {r.name for r in resources}
@@ -120,7 +159,20 @@ def lexful_source(
             if spec.name in reconcile
         ]
     resources += [
-        incremental_resource(client, spec, start, int(page_size), bool(detect_archives))
+        incremental_resource(
+            client, spec, start, int(page_size), bool(detect_archives), skip_forbidden
+        )
         for spec in specs
     ]
     return resources
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    try:
+        ok = low <= float(value) <= high
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigurationError(
+            f"sources.lexful.{name} must be a number from {low:g} to {high:g}, got {value!r}"
+        )

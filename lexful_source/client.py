@@ -3,7 +3,8 @@ the request that failed.
 
 Retries cover what a SaaS API does under load: 429 (honouring ``Retry-After`` in seconds
 or as an HTTP date, and never looping tightly on ``0``), 5xx, timeouts and dropped
-connections, with exponential backoff and jitter.
+connections, with exponential backoff and jitter. An optional request budget
+(``budget.py``) spaces requests so the API need not throttle them at all.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -21,11 +23,18 @@ import httpx
 import orjson
 
 from .auth import TokenAuth
+from .budget import RequestBudget
 from .errors import ApiError, MalformedResponseError
 from .settings import REQUEST_TIMEOUT_S, TOKEN_PATH
 
 log = logging.getLogger("lexful_source")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+HINTS = {  # what a final error status asks the user to check
+    401: "; Lexful refused a token it had just issued: check that the API key may use "
+    "sources.lexful.account_id",
+    403: "; the API key may not read this: leave it out with sources.lexful.asset_types, "
+    'or set sources.lexful.on_forbidden = "skip"',
+}
 
 
 @dataclass(frozen=True)
@@ -33,15 +42,26 @@ class RetryPolicy:
     """How hard to try before giving up on one request."""
 
     max_attempts: int = 8
-    backoff_s: float = 0.5
+    backoff_s: float = 0.5  # the first wait; it doubles with every retry
     max_backoff_s: float = 30.0
+    max_retry_after_s: float = 300.0  # the longest wait a 429's Retry-After gets
     jitter: bool = True
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait before retry ``attempt``. A ``Retry-After`` of 0 (or none) gets the
+        backoff: answering it at once would be a tight loop."""
         if retry_after is not None and retry_after > 0:
-            return min(retry_after, self.max_backoff_s)
+            return min(retry_after, self.max_retry_after_s)
         base = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
         return base * random.uniform(0.5, 1.0) if self.jitter else base
+
+    def describe(self) -> str:
+        jitter = " with jitter" if self.jitter else ""
+        return (
+            f"up to {self.max_attempts} attempts, waits from {self.backoff_s:g} s doubling to "
+            f"{self.max_backoff_s:g} s{jitter}, Retry-After honoured up to "
+            f"{self.max_retry_after_s:g} s"
+        )
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -109,15 +129,25 @@ class LexfulClient:
         *,
         retry: RetryPolicy | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
+        budget: RequestBudget | None = None,
         max_connections: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
+        self.budget = budget or RequestBudget(None)
+        self.timeout = timeout
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits)
         self._account_id = account_id
         self._key = {"id": api_key_id, "secret": api_key_secret}
         self.auth = TokenAuth(self._request_token, account_id)
+
+    def describe(self) -> str:
+        """The client's policy, for the log of a run that may have to explain a failure."""
+        return (
+            f"retries: {self.retry.describe()}; request timeout {self.timeout:g} s; "
+            f"request budget: {self.budget.describe()}"
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -140,11 +170,7 @@ class LexfulClient:
         where = describe("GET", path, params)
         response = self._send(lambda: self._http.get(path, params=params, auth=self.auth), where)
         if response.status_code != 200:
-            hint = ""
-            if response.status_code == 403:
-                hint = (
-                    "; the API key may not read this; leave it out with sources.lexful.asset_types"
-                )
+            hint = HINTS.get(response.status_code, "")
             raise ApiError(
                 f"{where} failed: HTTP {response.status_code} {error_message(response)}{hint}",
                 status=response.status_code,
@@ -166,12 +192,15 @@ class LexfulClient:
         """Send with retries; the final response may still be an error status."""
         started = time.monotonic()
         last, unreachable = "", False
+        failures: Counter[str] = Counter()
         for attempt in range(1, self.retry.max_attempts + 1):
             retry_after: float | None = None
+            self.budget.acquire()
             try:
                 response = send()
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                failures[type(exc).__name__] += 1
                 unreachable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             else:
                 unreachable = False
@@ -179,19 +208,22 @@ class LexfulClient:
                     self._count(attempt)
                     return response
                 last = f"HTTP {response.status_code} {error_message(response)}"
+                failures[f"HTTP {response.status_code}"] += 1
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
             self._count(attempt)
             if attempt == self.retry.max_attempts:
                 break
             wait = self.retry.delay(attempt, retry_after)
-            log.warning("%s: %s; retry %d of %d in %.1f s", where, last, attempt,
+            log.warning("%s: %s; retry %d of %d in %.3f s", where, last, attempt,
                         self.retry.max_attempts - 1, wait)  # fmt: skip
             time.sleep(wait)
         elapsed = time.monotonic() - started
         hint = "; check sources.lexful.api_base_url" if unreachable else ""
+        tally = ", ".join(f"{kind} x{n}" for kind, n in failures.most_common())
         raise ApiError(
             f"{where} on {self.base_url} failed after {self.retry.max_attempts} attempts over "
-            f"{elapsed:.1f} s; last error: {last}{hint}",
+            f"{elapsed:.1f} s ({tally}); last error: {last}{hint}. Retry policy: "
+            f"{self.retry.describe()} (sources.lexful.max_attempts and backoff_s set it)",
             status=None,
             endpoint=where,
         )

@@ -24,7 +24,7 @@ from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
 from .locking import exclusive_run
 from .parquet_views import create_views
-from .resources import MARKER_ROWS, RECONCILED
+from .resources import MARKER_ROWS, RECONCILED, SKIPPED
 from .settings import CATALOGUE_RESOURCES, PURGED
 from .timestamps import format_timestamp
 
@@ -45,6 +45,7 @@ class RunSummary:
     retries: int
     rows: dict[str, int] = field(default_factory=dict)
     reconciled: dict[str, int] | None = None  # purged / refetched, when reconciling
+    skipped: dict[str, str] = field(default_factory=dict)  # resource -> the 403 it got
 
     def render(self) -> str:
         lines = [
@@ -64,6 +65,8 @@ class RunSummary:
         )
         if reference:
             lines.append(f"  reference data replaced: {reference}")
+        for name, why in sorted(self.skipped.items()):
+            lines.append(f"  WARNING skipped {name} (on_forbidden = skip): {why}")
         if self.reconciled is not None:
             lines.append(
                 f"  reconcile: {self.reconciled.get('purged', 0):,} records gone from Lexful "
@@ -148,6 +151,7 @@ def _run_load(
     )
     full_refresh = full_refresh or _needs_full_load(pipeline, destination)
     before, markers = PROCESS_STATS.snapshot(), MARKER_ROWS.copy()
+    SKIPPED.clear()  # runs of one process are serial (one lock per pipeline, one summary)
     started = time.perf_counter()
     args = dict(source_args or {})
     if asset_types is not None:  # an explicit None would stop dlt reading it from config
@@ -183,6 +187,7 @@ def _run_load(
         retries=retries,
         rows=rows,
         reconciled={k: reconciled[k] for k in ("purged", "refetched")} if reconcile else None,
+        skipped=dict(SKIPPED),
     )
 
 

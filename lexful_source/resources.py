@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from .client import LexfulClient
+from .errors import ApiError
 from .paging import WindowScan, fetch_page, scan_all
 from .schema import TableSpec, dlt_columns
 from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, POSITION, PURGED
@@ -35,6 +36,8 @@ MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 MARKER_ROWS: Counter[str] = Counter()
 # What reconcile runs did, for the run summary.
 RECONCILED: Counter[str] = Counter()
+# Resources skipped on a 403 (``on_forbidden = "skip"``) -> why, for the run summary.
+SKIPPED: dict[str, str] = {}
 LOOKUP_BATCH = 100
 _MARKER_LOCK = threading.Lock()
 
@@ -45,6 +48,7 @@ def incremental_resource(
     start: datetime,
     page_size: int,
     detect_archives: bool = True,
+    skip_forbidden: bool = False,
 ) -> DltResource:
     """Merge new and changed records; with ``detect_archives``, also those archived
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it)."""
@@ -116,7 +120,26 @@ def incremental_resource(
         state["archive_cursor"] = format_timestamp(cursor)
         _keep_versions(state, "archive_", known)
 
-    return dlt.resource(records, name=spec.name, write_disposition=MERGE)
+    read = _skipping_forbidden(spec.name, records) if skip_forbidden else records
+    return dlt.resource(read, name=spec.name, write_disposition=MERGE)
+
+
+def _skipping_forbidden(
+    name: str, read: Callable[[], Iterator[Any]]
+) -> Callable[[], Iterator[Any]]:
+    """``read``, except that a 403 ends it with a warning instead of failing the run. The
+    state updates that ``read`` had not reached stay undone, so nothing is skipped for good."""
+
+    def guarded() -> Iterator[Any]:
+        try:
+            yield from read()
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            log.warning("skipped %s: %s", name, exc)
+            SKIPPED[name] = str(exc)
+
+    return guarded
 
 
 def table_writer(spec: TableSpec) -> Callable[[list[dict[str, Any]]], Iterator[Any]]:
@@ -227,20 +250,22 @@ def _same_instant(first: str | None, second: str | None) -> bool:
     return parse_timestamp(first) == parse_timestamp(second)
 
 
-def catalogue_resources(client: LexfulClient, page_size: int) -> list[DltResource]:
+def catalogue_resources(
+    client: LexfulClient, page_size: int, skip_forbidden: bool = False
+) -> list[DltResource]:
     """Organization types and users: read whole, replaced on every run."""
 
-    def make(path: str) -> Any:
+    def make(name: str, path: str) -> Any:
         def read() -> Iterator[list[dict[str, Any]]]:
             # sorted, so an edit while paging cannot shift one record past another
             params = {"include_deleted": "true", "sort": "id", "order": "ASC"}
             yield from scan_all(client, path, page_size, params)
 
-        return read
+        return _skipping_forbidden(name, read) if skip_forbidden else read
 
     return [
         dlt.resource(
-            make(path),
+            make(name, path),
             name=name,
             write_disposition="replace",
             primary_key="id",

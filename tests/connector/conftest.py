@@ -16,6 +16,9 @@ from lexful_source.parquet_views import create_views
 from lexful_source.pipeline import DEFAULT_PARQUET_DIR, RunSummary, make_destination, run_load
 from lexful_source.sandbox import LexfulSandbox
 
+# (fault, outcome) rows that test_faults.py fills and the session's summary prints
+FAULT_MATRIX: list[tuple[str, str]] = []
+
 POSTGRES_URL = os.environ.get(
     "LEXFUL_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/test"
 )
@@ -152,3 +155,14 @@ def make_loader(
     made = Loader(destination, tmp_path)
     yield made
     made.drop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault matrix as a table: the fault, then what the connector did about it."""
+    if not FAULT_MATRIX:
+        return
+    width = max(len(fault) for fault, _ in FAULT_MATRIX)
+    terminalreporter.section("fault matrix")
+    terminalreporter.write_line(f"{'fault':<{width}}  outcome")
+    for fault, outcome in FAULT_MATRIX:
+        terminalreporter.write_line(f"{fault:<{width}}  {outcome}")
