@@ -131,7 +131,7 @@ def lexful_source(
         timeout=float(request_timeout_s),
         budget=RequestBudget(float(requests_per_minute) if requests_per_minute else None),
     )
-    log.info("Lexful at %s: %s", client.base_url, client.describe())
+    log.debug("Lexful at %s: %s", client.base_url, client.describe())
     skip_forbidden = on_forbidden == "skip"
     definitions: list[dict[str, Any]] = [
         d for page in scan_all(client, ASSET_TYPES_PATH, int(page_size)) for d in page

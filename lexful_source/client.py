@@ -136,6 +136,7 @@ class LexfulClient:
         self.retry = retry or RetryPolicy()
         self.budget = budget or RequestBudget(None)
         self.timeout = timeout
+        self._retried = False
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits)
         self._account_id = account_id
@@ -145,7 +146,7 @@ class LexfulClient:
     def describe(self) -> str:
         """The client's policy, for the log of a run that may have to explain a failure."""
         return (
-            f"retries: {self.retry.describe()}; request timeout {self.timeout:g} s; "
+            f"retry policy: {self.retry.describe()}; request timeout {self.timeout:g} s; "
             f"request budget: {self.budget.describe()}"
         )
 
@@ -214,6 +215,9 @@ class LexfulClient:
             if attempt == self.retry.max_attempts:
                 break
             wait = self.retry.delay(attempt, retry_after)
+            if not self._retried:  # once per run: what the retries below will follow
+                self._retried = True
+                log.warning("%s", self.describe())
             log.warning("%s: %s; retry %d of %d in %.3f s", where, last, attempt,
                         self.retry.max_attempts - 1, wait)  # fmt: skip
             time.sleep(wait)

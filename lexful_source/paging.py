@@ -60,13 +60,21 @@ def fetch_page(
 
 
 def scan_all(
-    client: LexfulClient, path: str, page_size: int, params: Mapping[str, Any] | None = None
+    client: LexfulClient,
+    path: str,
+    page_size: int,
+    params: Mapping[str, Any] | None = None,
+    first: Page | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every page of a list, stopping on ``offset >= total`` (or a short page when the
-    response has no ``total``), and refusing a server that repeats a page forever."""
+    response has no ``total``), and refusing a server that repeats a page forever.
+    ``first`` is page 0 when the caller has fetched it already."""
     offset, previous = 0, None
     while True:
-        page = fetch_page(client, path, params or {}, offset, page_size)
+        if first is not None:
+            page, first = first, None
+        else:
+            page = fetch_page(client, path, params or {}, offset, page_size)
         ids = [item.get("id") for item in page.items]
         if ids and ids == previous:
             where = describe("GET", path, {"offset": offset})

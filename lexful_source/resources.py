@@ -136,10 +136,14 @@ def _skipping_forbidden(
         except ApiError as exc:
             if exc.status != 403:
                 raise
-            log.warning("skipped %s: %s", name, exc)
-            SKIPPED[name] = str(exc)
+            _note_skipped(name, exc)
 
     return guarded
+
+
+def _note_skipped(name: str, exc: ApiError) -> None:
+    log.warning("skipped %s: %s", name, exc)
+    SKIPPED[name] = str(exc)
 
 
 def table_writer(spec: TableSpec) -> Callable[[list[dict[str, Any]]], Iterator[Any]]:
@@ -253,26 +257,32 @@ def _same_instant(first: str | None, second: str | None) -> bool:
 def catalogue_resources(
     client: LexfulClient, page_size: int, skip_forbidden: bool = False
 ) -> list[DltResource]:
-    """Organization types and users: read whole, replaced on every run."""
+    """Organization types and users: read whole, replaced on every run.
 
-    def make(name: str, path: str) -> Any:
-        def read() -> Iterator[list[dict[str, Any]]]:
-            # sorted, so an edit while paging cannot shift one record past another
-            params = {"include_deleted": "true", "sort": "id", "order": "ASC"}
-            yield from scan_all(client, path, page_size, params)
-
-        return _skipping_forbidden(name, read) if skip_forbidden else read
-
-    return [
-        dlt.resource(
-            make(name, path),
-            name=name,
-            write_disposition="replace",
-            primary_key="id",
-            columns=JSON_LISTS.get(name),
+    Page 0 is read when the source is made: a resource that yields nothing still
+    replaces its table with nothing, so one the API key may not read (``skip_forbidden``)
+    must be left out of the run altogether, and only asking tells which."""
+    # sorted, so an edit while paging cannot shift one record past another
+    params = {"include_deleted": "true", "sort": "id", "order": "ASC"}
+    resources = []
+    for name, path in CATALOGUE_RESOURCES.items():
+        try:
+            first = fetch_page(client, path, params, 0, page_size)
+        except ApiError as exc:
+            if not (skip_forbidden and exc.status == 403):
+                raise
+            _note_skipped(name, exc)
+            continue
+        resources.append(
+            dlt.resource(
+                scan_all(client, path, page_size, params, first),
+                name=name,
+                write_disposition="replace",
+                primary_key="id",
+                columns=JSON_LISTS.get(name),
+            )
         )
-        for name, path in CATALOGUE_RESOURCES.items()
-    ]
+    return resources
 
 
 _DELETED_AT = {"deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True}}

@@ -115,7 +115,8 @@ class LexfulSandbox:
             reference_target_key=s.reference_target_key,
         )
         self.store = build_store(Store(self.clock, store_settings), s.seed, s.size)
-        if sum(map(len, self.store.asset_types.values())) >= FREEZE_ABOVE_RECORDS:
+        self._froze = sum(map(len, self.store.asset_types.values())) >= FREEZE_ABOVE_RECORDS
+        if self._froze:
             # Millions of long-lived records would make every full garbage collection
             # walk them all (3x slower first reads); they live as long as the server.
             gc.collect()
@@ -168,6 +169,11 @@ class LexfulSandbox:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        if self._froze:
+            # the freeze also caught objects of other libraries, which then outlive the
+            # interpreter's shutdown (DuckDB's bindings report them as leaks)
+            gc.unfreeze()
+            self._froze = False
 
     def __enter__(self) -> LexfulSandbox:
         return self.start()

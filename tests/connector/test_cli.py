@@ -32,13 +32,6 @@ SUMMARY = re.compile(
 )
 ROW = re.compile(r"^  (\w+) +([\d,]+)$", re.MULTILINE)
 # The real retry policy gives a closed port 30-60 s; the test bounds it (see the report).
-FAST_RETRIES = (
-    "import functools, runpy\n"
-    "import lexful_source.client as client\n"
-    "client.RetryPolicy = functools.partial(\n"
-    "    client.RetryPolicy, max_attempts=2, backoff_s=0.05, jitter=False)\n"
-    f"runpy.run_path({str(COMMAND)!r}, run_name='__main__')\n"
-)
 
 
 @dataclass
@@ -224,12 +217,14 @@ def closed_port_env() -> dict[str, str | None]:
         ENV + "ACCOUNT_ID": "account",
         ENV + "API_KEY_ID": "key",
         ENV + "API_KEY_SECRET": WRONG_SECRET,
+        ENV + "MAX_ATTEMPTS": "2",  # the retry policy, set as a user would
+        ENV + "BACKOFF_S": "0.05",
     }
 
 
 def unreachable_error(cli: Cli) -> str:
     env = closed_port_env()
-    line = cli.python("-c", FAST_RETRIES, env=env).error(WRONG_SECRET, retries=True)
+    line = cli(env=env).error(WRONG_SECRET, retries=True)
     return line.replace(str(env[ENV + "API_BASE_URL"]), "<api_base_url>")
 
 

@@ -114,6 +114,7 @@ def test_transient_faults_are_retried_and_lose_nothing(
     assert hook.fired == 1 and summary.retries == 1
     check(duckdb_loader, sandbox)
     [wait] = waits(caplog)
+    assert "retry policy: up to 4 attempts, waits from 0.01 s" in caplog.text
     fault = TRANSIENT[name]
     if fault.kind == "rate_limit" and fault.retry_after in ("seconds", "http-date"):
         assert 0 < wait <= 2.0 and (fault.retry_after != "seconds" or wait >= 1.0)
@@ -225,18 +226,21 @@ def test_a_forbidden_type_fails_the_run_by_default(
 def test_a_forbidden_type_can_be_skipped_with_a_warning(
     duckdb_loader: Loader, loaded: LexfulSandbox
 ) -> None:
-    loaded.on_request = lambda info: Fault.error(403) if info.path == LOCATION_PATH else None
+    forbidden = (LOCATION_PATH, "/v1/users")
+    loaded.on_request = lambda info: Fault.error(403) if info.path in forbidden else None
+    users = duckdb_loader.tables(["users"])["users"]
     summary = run(duckdb_loader, loaded, on_forbidden="skip")
-    assert list(summary.skipped) == ["system_location"]
+    assert sorted(summary.skipped) == ["system_location", "users"]
     assert "WARNING skipped system_location" in summary.render()
     assert summary.rows["system_contact"] == 120  # the other types loaded their changes
+    assert len(users) > 0 and duckdb_loader.tables(["users"])["users"] == users  # kept
     loaded.on_request = None
     run(duckdb_loader, loaded, on_forbidden="skip")  # the location cursor did not move
     check(duckdb_loader, loaded)
     FAULT_MATRIX.append(
         (
-            "403 on one asset type (on_forbidden = skip)",
-            "that type skipped with a warning in the summary, its cursor kept; the rest loaded",
+            "403 on one asset type and users (on_forbidden = skip)",
+            "skipped with a warning in the summary, its cursor and rows kept; the rest loaded",
         )
     )
 
@@ -257,3 +261,16 @@ def test_exhausted_retries_say_what_was_tried_how_often_and_how_long(
     message = fails_untouched(duckdb_loader, loaded, "HTTP 503 on every attempt")
     assert re.search(r"failed after 4 attempts over [\d.]+ s \(HTTP 503 x4\)", message), message
     assert "Retry policy: up to 4 attempts" in message
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("on_forbidden", "maybe"), ("max_attempts", 0), ("requests_per_minute", "fast")],
+)
+def test_a_bad_setting_is_named_before_any_request(
+    duckdb_loader: Loader, loaded: LexfulSandbox, setting: str, value: Any
+) -> None:
+    with pytest.raises(Exception) as failure:
+        run(duckdb_loader, loaded, **{setting: value})
+    assert f"sources.lexful.{setting}" in explain(failure.value)
+    assert loaded.stats.requests == 0
