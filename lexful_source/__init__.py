@@ -37,6 +37,7 @@ from .resources import (
 from .schema import asset_table_spec, organizations_spec
 from .settings import (
     ASSET_TYPES_PATH,
+    CATALOGUE_RESOURCES,
     DEFAULT_API_BASE_URL,
     DEFAULT_START_DATE,
     MAX_PAGE_SIZE,
@@ -138,12 +139,9 @@ def lexful_source(
     ]
     by_name = {d["name"]: d for d in definitions if not d.get("deleted_at")}
     chosen = select_asset_types(list(by_name), asset_types)
-    resources = [
-        asset_types_resource(definitions),
-        *catalogue_resources(client, int(page_size), skip_forbidden),
-    ]
+    catalogue = asset_types_resource(definitions)
     specs = [organizations_spec(), *(asset_table_spec(by_name[name]) for name in chosen)]
-    taken = {r.name for r in resources}
+    taken = {catalogue.name, *CATALOGUE_RESOURCES}
     for spec in specs:
         if spec.name in taken:
             raise ConfigurationError(
@@ -154,10 +152,11 @@ def lexful_source(
         taken.add(spec.name)
     if reconcile is not None:
         return [
-            reconcile_resource(client, spec, reconcile[spec.name], int(page_size))
+            reconcile_resource(client, spec, reconcile[spec.name], int(page_size), skip_forbidden)
             for spec in specs
             if spec.name in reconcile
         ]
+    resources = [catalogue, *catalogue_resources(client, int(page_size), skip_forbidden)]
     resources += [
         incremental_resource(
             client, spec, start, int(page_size), bool(detect_archives), skip_forbidden

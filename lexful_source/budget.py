@@ -28,7 +28,6 @@ class RequestBudget:
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._next = 0.0
-        self.waited_s = 0.0
 
     def acquire(self) -> float:
         """Wait for this request's slot; returns how long it waited."""
@@ -39,7 +38,6 @@ class RequestBudget:
             slot = max(now, self._next)
             self._next = slot + self._interval
             wait = slot - now
-            self.waited_s += wait
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -136,7 +136,7 @@ class LexfulClient:
         self.retry = retry or RetryPolicy()
         self.budget = budget or RequestBudget(None)
         self.timeout = timeout
-        self._retried = False
+        self._policy_logged = False
         limits = httpx.Limits(max_connections=max_connections)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits)
         self._account_id = account_id
@@ -215,8 +215,8 @@ class LexfulClient:
             if attempt == self.retry.max_attempts:
                 break
             wait = self.retry.delay(attempt, retry_after)
-            if not self._retried:  # once per run: what the retries below will follow
-                self._retried = True
+            if not self._policy_logged:  # once per run: what the retries below will follow
+                self._policy_logged = True
                 log.warning("%s", self.describe())
             log.warning("%s: %s; retry %d of %d in %.3f s", where, last, attempt,
                         self.retry.max_attempts - 1, wait)  # fmt: skip

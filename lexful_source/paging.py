@@ -130,7 +130,7 @@ class WindowScan:
             return
         upper = max(self._stamp(item, first.offset) for item in first.items)
         self.cursor, self.versions_at_cursor = upper, {}
-        self._note_cursor(first.items)
+        self._note_cursor(first.items, fresh)
         if fresh:
             yield fresh
         if first.total is None:
@@ -149,7 +149,7 @@ class WindowScan:
             shrunk = total - page.total
             total = page.total
             fresh = self._accept(page)
-            self._note_cursor(page.items)
+            self._note_cursor(page.items, fresh)
             if fresh:
                 yield fresh
             # Records left the window: as many unread ones may now sit before this offset.
@@ -176,7 +176,7 @@ class WindowScan:
             window = {**base, f"{self.cursor_field}[lte]": format_timestamp(floor)}
             page = self._fetch(window, at_floor, self.page_size)
             fresh = self._accept(page)
-            self._note_cursor(page.items)
+            self._note_cursor(page.items, fresh)
             if fresh:
                 yield fresh
 
@@ -195,10 +195,20 @@ class WindowScan:
         self.records += len(fresh)
         return fresh
 
-    def _note_cursor(self, items: list[dict[str, Any]]) -> None:
+    def _note_cursor(self, items: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> None:
+        """Remember the version loaded of each record at the cursor. A record read again
+        after this run emitted it may have changed within the same instant: its version
+        here is not the one loaded, so it must not be remembered (if it was emitted at an
+        older stamp, it is left out, and the next run loads it again)."""
+        emitted_now = {item["id"] for item in fresh}
         for item in items:
-            if parse_timestamp(item[self.cursor_field]) == self.cursor:
-                self.versions_at_cursor[item["id"]] = self.digest(item)
+            record_id = item["id"]
+            if parse_timestamp(item[self.cursor_field]) != self.cursor:
+                continue
+            if record_id in emitted_now:
+                self.versions_at_cursor[record_id] = self.digest(item)
+            elif record_id not in self._emitted:  # skipped as loaded already, unchanged
+                self.versions_at_cursor[record_id] = self.known_at_since[record_id]
 
     def _stamp(self, item: dict[str, Any], position: int) -> datetime:
         """The record's cursor value, or an error naming the endpoint and offset."""

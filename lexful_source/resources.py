@@ -37,6 +37,7 @@ MARKER_ROWS: Counter[str] = Counter()
 # What reconcile runs did, for the run summary.
 RECONCILED: Counter[str] = Counter()
 # Resources skipped on a 403 (``on_forbidden = "skip"``) -> why, for the run summary.
+# Per process, like the counters above: one run at a time per process is what they assume.
 SKIPPED: dict[str, str] = {}
 LOOKUP_BATCH = 100
 _MARKER_LOCK = threading.Lock()
@@ -189,6 +190,7 @@ def reconcile_resource(
     spec: TableSpec,
     loaded: dict[str, str | None],
     page_size: int,
+    skip_forbidden: bool = False,
 ) -> DltResource:
     """Make the destination's table equal Lexful's, whatever the incremental reads missed.
 
@@ -222,7 +224,8 @@ def reconcile_resource(
         if purged:
             yield from tables([{"id": record_id, PURGED: True} for record_id in purged])
 
-    return dlt.resource(records, name=f"reconcile_{spec.name}", write_disposition=MERGE)
+    read = _skipping_forbidden(spec.name, records) if skip_forbidden else records
+    return dlt.resource(read, name=f"reconcile_{spec.name}", write_disposition=MERGE)
 
 
 def _lookup(client: LexfulClient, path: str, ids: list[str]) -> Iterator[dict[str, Any]]:

@@ -280,6 +280,30 @@ def test_records_stamped_exactly_at_the_cursor_are_loaded_once_per_version(
     assert contact_rows(load(sql_loader, sandbox)) == 0
 
 
+def test_a_record_changed_again_within_its_instant_while_paging_is_not_lost(
+    sql_loader: Loader, make_sandbox: MakeSandbox
+) -> None:
+    """The newest record is loaded from page 0, then edited within the same instant while
+    purges make the scan step back and read it again: the state must remember the version
+    that was loaded, not the one read again, or the next run skips the new version."""
+    clock = ManualClock(START)
+    sandbox = make_sandbox(contacts=60, clock=clock)
+    order = newest_first(sandbox)
+    newest, oldest = order[0], [r["id"] for r in order[-5:]]
+    clock.set(newest["updated_at"])  # an edit now keeps the newest record's updated_at
+
+    def edit_and_purge() -> None:
+        sandbox.app.edit_asset(CONTACT, newest["id"], {"title": "Same instant, new version"})
+        change(sandbox, "purge", *oldest)  # the window shrinks: the scan steps back to 0
+
+    sandbox.on_request = hook = Hook(contact_changes_page(5), edit_and_purge)
+    sql_loader.run(sandbox, **paged(5))
+    assert hook.fired == 1
+    sandbox.on_request = None
+    sql_loader.run(sandbox, reconcile=True, **paged(5))  # removes the purged ones
+    check(sql_loader, sandbox)
+
+
 # -- 4 and 5. changes between runs --------------------------------------------------------
 def changes_between_runs(loader: Loader, sandbox: LexfulSandbox, clock: ManualClock) -> None:
     """A full load, then rounds of edits, inserts and archives (the second at the cursor's

@@ -230,7 +230,7 @@ def run_with_changes(
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=bool(os.environ.get("CI")),
+    derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes"),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(scenario=SCENARIOS)
