@@ -75,7 +75,7 @@ def scan_all(
             page, first = first, None
         else:
             page = fetch_page(client, path, params or {}, offset, page_size)
-        ids = [item.get("id") for item in page.items]
+        ids = [_id_of(item, path, offset + position) for position, item in enumerate(page.items)]
         if ids and ids == previous:
             where = describe("GET", path, {"offset": offset})
             raise PaginationError(f"{where}: the same page was served twice; offset is ignored")
@@ -227,15 +227,22 @@ class WindowScan:
             ) from None
 
 
-def _identity(item: Any, path: str, position: int) -> str:
-    """A record's id (and that it has the fields every record has), or an error naming
-    the endpoint and offset."""
+def _id_of(item: Any, path: str, position: int) -> str:
+    """A record's id, or an error naming the endpoint and offset."""
     where = describe("GET", path, {"offset": position})
     if not isinstance(item, dict):
         raise MalformedResponseError(f"{where}: item is {type(item).__name__}, not an object")
     record_id = item.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise MalformedResponseError(f"{where}: record without an 'id'")
+    return record_id
+
+
+def _identity(item: Any, path: str, position: int) -> str:
+    """A record's id and that it has the fields every record has, or an error naming
+    the endpoint and offset."""
+    record_id = _id_of(item, path, position)
+    where = describe("GET", path, {"offset": position})
     if not isinstance(item.get("updated_at"), str):
         raise MalformedResponseError(f"{where}: record {record_id} without an 'updated_at'")
     return record_id

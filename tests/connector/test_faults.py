@@ -258,6 +258,16 @@ def test_a_malformed_page_fails_naming_endpoint_and_offset(
     assert f"GET {CONTACT_PATH} (offset 50)" in message
 
 
+def test_a_user_without_an_id_fails_naming_endpoint_and_offset(
+    duckdb_loader: Loader, loaded: LexfulSandbox
+) -> None:
+    loaded.on_request = lambda info: (
+        Fault.malformed("missing_id") if info.path == "/v1/users" else None
+    )
+    message = fails_untouched(duckdb_loader, loaded, "malformed page of users: missing_id")
+    assert "GET /v1/users (offset 0): record without an 'id'" in message
+
+
 def test_exhausted_retries_say_what_was_tried_how_often_and_how_long(
     duckdb_loader: Loader, loaded: LexfulSandbox
 ) -> None:
