@@ -125,12 +125,13 @@ class WindowScan:
         base = {**self.params, f"{key}[gte]": since, "sort": f"{key},id",
                 "order": "DESC,DESC", "include_deleted": "true"}  # fmt: skip
         first = self._fetch(base, 0, self.page_size)
-        fresh = self._accept(first)
+        stamps = self._stamps(first)
+        fresh = self._accept(first, stamps)
         if not first.items:
             return
-        upper = max(self._stamp(item, first.offset) for item in first.items)
+        upper = max(stamps)
         self.cursor, self.versions_at_cursor = upper, {}
-        self._note_cursor(first.items, fresh)
+        self._note_cursor(first.items, stamps, fresh)
         if fresh:
             yield fresh
         if first.total is None:
@@ -148,8 +149,9 @@ class WindowScan:
                 )
             shrunk = total - page.total
             total = page.total
-            fresh = self._accept(page)
-            self._note_cursor(page.items, fresh)
+            stamps = self._stamps(page)
+            fresh = self._accept(page, stamps)
+            self._note_cursor(page.items, stamps, fresh)
             if fresh:
                 yield fresh
             # Records left the window: as many unread ones may now sit before this offset.
@@ -165,27 +167,35 @@ class WindowScan:
         instead of counting. Each page asks for records at or below the oldest stamp read
         so far and skips the ones already read at exactly that stamp, so records leaving
         the window shift nothing; only one leaving the very tie being read could."""
-        page = first
+        page, stamps = first, self._stamps(first)
         floor, at_floor = None, 0
         while True:
-            for position, item in enumerate(page.items):
-                stamp = self._stamp(item, page.offset + position)
+            for stamp in stamps:
                 floor, at_floor = (floor, at_floor + 1) if stamp == floor else (stamp, 1)
             if len(page.items) < self.page_size or floor is None:
                 return
             window = {**base, f"{self.cursor_field}[lte]": format_timestamp(floor)}
             page = self._fetch(window, at_floor, self.page_size)
-            fresh = self._accept(page)
-            self._note_cursor(page.items, fresh)
+            stamps = self._stamps(page)
+            fresh = self._accept(page, stamps)
+            self._note_cursor(page.items, stamps, fresh)
             if fresh:
                 yield fresh
 
-    def _accept(self, page: Page) -> list[dict[str, Any]]:
+    def _stamps(self, page: Page) -> list[datetime]:
+        """Each record's cursor value, parsed once per page; checks every record has the
+        fields every record has, naming the endpoint and offset of one that does not."""
+        stamps = []
+        for position, item in enumerate(page.items):
+            _identity(item, self.path, page.offset + position)
+            stamps.append(self._stamp(item, page.offset + position))
+        return stamps
+
+    def _accept(self, page: Page, stamps: list[datetime]) -> list[dict[str, Any]]:
         """The page's records minus those already emitted or loaded by the last run."""
         fresh = []
-        for position, item in enumerate(page.items):
-            record_id = _identity(item, self.path, page.offset + position)
-            stamp = self._stamp(item, page.offset + position)
+        for item, stamp in zip(page.items, stamps, strict=True):
+            record_id = item["id"]
             if record_id in self._emitted:
                 continue
             if stamp == self.since and self.known_at_since.get(record_id) == self.digest(item):
@@ -195,15 +205,17 @@ class WindowScan:
         self.records += len(fresh)
         return fresh
 
-    def _note_cursor(self, items: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> None:
+    def _note_cursor(
+        self, items: list[dict[str, Any]], stamps: list[datetime], fresh: list[dict[str, Any]]
+    ) -> None:
         """Remember the version loaded of each record at the cursor. A record read again
         after this run emitted it may have changed within the same instant: its version
         here is not the one loaded, so it must not be remembered (if it was emitted at an
         older stamp, it is left out, and the next run loads it again)."""
         emitted_now = {item["id"] for item in fresh}
-        for item in items:
+        for item, stamp in zip(items, stamps, strict=True):
             record_id = item["id"]
-            if parse_timestamp(item[self.cursor_field]) != self.cursor:
+            if stamp != self.cursor:
                 continue
             if record_id in emitted_now:
                 self.versions_at_cursor[record_id] = self.digest(item)
@@ -213,36 +225,33 @@ class WindowScan:
     def _stamp(self, item: dict[str, Any], position: int) -> datetime:
         """The record's cursor value, or an error naming the endpoint and offset."""
         value = item.get(self.cursor_field)
+        if isinstance(value, str):
+            try:
+                return parse_timestamp(value)
+            except ValueError:
+                problem = f"has {self.cursor_field} {value!r}, not an ISO-8601 timestamp"
+        else:
+            problem = f"without a '{self.cursor_field}'"
         where = describe("GET", self.path, {"offset": position})
-        if not isinstance(value, str):
-            raise MalformedResponseError(
-                f"{where}: record {item.get('id')} without a '{self.cursor_field}'"
-            )
-        try:
-            return parse_timestamp(value)
-        except ValueError:
-            raise MalformedResponseError(
-                f"{where}: record {item['id']} has {self.cursor_field} {value!r}, "
-                "not an ISO-8601 timestamp"
-            ) from None
+        raise MalformedResponseError(f"{where}: record {item.get('id')} {problem}")
 
 
 def _id_of(item: Any, path: str, position: int) -> str:
     """A record's id, or an error naming the endpoint and offset."""
+    record_id = item.get("id") if isinstance(item, dict) else None
+    if isinstance(record_id, str) and record_id:
+        return record_id
     where = describe("GET", path, {"offset": position})
     if not isinstance(item, dict):
         raise MalformedResponseError(f"{where}: item is {type(item).__name__}, not an object")
-    record_id = item.get("id")
-    if not isinstance(record_id, str) or not record_id:
-        raise MalformedResponseError(f"{where}: record without an 'id'")
-    return record_id
+    raise MalformedResponseError(f"{where}: record without an 'id'")
 
 
 def _identity(item: Any, path: str, position: int) -> str:
     """A record's id and that it has the fields every record has, or an error naming
     the endpoint and offset."""
     record_id = _id_of(item, path, position)
-    where = describe("GET", path, {"offset": position})
     if not isinstance(item.get("updated_at"), str):
+        where = describe("GET", path, {"offset": position})
         raise MalformedResponseError(f"{where}: record {record_id} without an 'updated_at'")
     return record_id
