@@ -215,7 +215,7 @@ class LexfulClient:
             if attempt == self.retry.max_attempts:
                 break
             wait = self.retry.delay(attempt, retry_after)
-            if not self._policy_logged:  # once per run: what the retries below will follow
+            if not self._policy_logged:  # once per client (per pass): what the retries follow
                 self._policy_logged = True
                 log.warning("%s", self.describe())
             log.warning("%s: %s; retry %d of %d in %.3f s", where, last, attempt,

@@ -54,7 +54,6 @@ def incremental_resource(
     """Merge new and changed records; with ``detect_archives``, also those archived
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it)."""
     tables = table_writer(spec)
-
     digest = partial(loaded_digest, spec)
 
     def records() -> Iterator[Any]:
@@ -62,6 +61,7 @@ def incremental_resource(
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
         changes = WindowScan(client, spec.path, since, _versions(state, ""), page_size, digest)
         watching = detect_archives and "archive_cursor" in state
+        seeding = detect_archives and not watching and since == start  # a first run
         # id -> deleted_at as emitted this run, so the archive scan repeats no record
         emitted: dict[str, str | None] = {}
         archived_at_upper: dict[str, str] = {}
@@ -69,11 +69,12 @@ def incremental_resource(
         for page in changes:
             if watching:
                 emitted.update((r["id"], r.get("deleted_at")) for r in page)
-            archived_at_upper.update(
-                (r["id"], digest(r))
-                for r in page
-                if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
-            )
+            if seeding:
+                archived_at_upper.update(
+                    (r["id"], digest(r))
+                    for r in page
+                    if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
+                )
             yield from tables(page)
             if time.monotonic() - reported > PROGRESS_EVERY_S:
                 reported = time.monotonic()
@@ -84,7 +85,7 @@ def incremental_resource(
         if not detect_archives:
             return
         if not watching:
-            if since == start:
+            if seeding:
                 # A first run read every record as it is now: watch archives from here on.
                 state["archive_cursor"] = state["cursor"]
                 _keep_versions(state, "archive_", archived_at_upper)
