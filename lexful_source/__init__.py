@@ -38,6 +38,7 @@ from .schema import asset_table_spec, organizations_spec
 from .settings import (
     ASSET_TYPES_PATH,
     CATALOGUE_RESOURCES,
+    CONCURRENT_REQUESTS,
     DEFAULT_API_BASE_URL,
     DEFAULT_START_DATE,
     MAX_PAGE_SIZE,
@@ -84,6 +85,7 @@ def lexful_source(
     max_attempts: int = RetryPolicy.max_attempts,
     backoff_s: float = RetryPolicy.backoff_s,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
+    concurrent_requests: int = CONCURRENT_REQUESTS,
     requests_per_minute: float | None = None,
     on_forbidden: str = "fail",
     reconcile: dict[str, dict[str, str | None]] | None = None,
@@ -102,14 +104,17 @@ def lexful_source(
     created, so a new custom type in Lexful becomes a new table on the next run.
 
     ``max_attempts``, ``backoff_s`` and ``request_timeout_s`` set the retry policy;
-    ``requests_per_minute`` paces requests below the API's rate limit. ``on_forbidden``
-    says what a 403 on one resource does: ``fail`` the run, or ``skip`` that resource with
-    a warning in the run summary (its cursor stays where it was).
+    ``requests_per_minute`` paces requests below the API's rate limit;
+    ``concurrent_requests`` bounds the requests in flight (the pages of a long list are
+    fetched ahead while earlier ones become tables; 1 reads one page at a time).
+    ``on_forbidden`` says what a 403 on one resource does: ``fail`` the run, or ``skip``
+    that resource with a warning in the run summary (its cursor stays where it was).
     """
     _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
     _check_range("max_attempts", max_attempts, 1, 100)
     _check_range("backoff_s", backoff_s, 0, 600)
     _check_range("request_timeout_s", request_timeout_s, 0.1, 3600)
+    _check_range("concurrent_requests", concurrent_requests, 1, 32)
     if requests_per_minute is not None:
         _check_range("requests_per_minute", requests_per_minute, 1, 1_000_000)
     if on_forbidden not in ON_FORBIDDEN:
@@ -131,6 +136,7 @@ def lexful_source(
         retry=RetryPolicy(max_attempts=int(max_attempts), backoff_s=float(backoff_s)),
         timeout=float(request_timeout_s),
         budget=RequestBudget(float(requests_per_minute) if requests_per_minute else None),
+        concurrent_requests=int(concurrent_requests),
     )
     log.debug("Lexful at %s: %s", client.base_url, client.describe())
     skip_forbidden = on_forbidden == "skip"
@@ -139,9 +145,8 @@ def lexful_source(
     ]
     by_name = {d["name"]: d for d in definitions if not d.get("deleted_at")}
     chosen = select_asset_types(list(by_name), asset_types)
-    catalogue = asset_types_resource(definitions)
     specs = [organizations_spec(), *(asset_table_spec(by_name[name]) for name in chosen)]
-    taken = {catalogue.name, *CATALOGUE_RESOURCES}
+    taken = {"asset_types", *CATALOGUE_RESOURCES}
     for spec in specs:
         if spec.name in taken:
             raise ConfigurationError(
@@ -156,7 +161,9 @@ def lexful_source(
             for spec in specs
             if spec.name in reconcile
         ]
-    resources = [catalogue, *catalogue_resources(client, int(page_size), skip_forbidden)]
+    catalogue = asset_types_resource(definitions)
+    resources = [] if catalogue is None else [catalogue]
+    resources += catalogue_resources(client, int(page_size), skip_forbidden)
     resources += [
         incremental_resource(
             client, spec, start, int(page_size), bool(detect_archives), skip_forbidden

@@ -130,14 +130,18 @@ class LexfulClient:
         retry: RetryPolicy | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         budget: RequestBudget | None = None,
-        max_connections: int = 8,
+        concurrent_requests: int = 1,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.budget = budget or RequestBudget(None)
         self.timeout = timeout
         self._policy_logged = False
-        limits = httpx.Limits(max_connections=max_connections)
+        self.concurrent_requests = concurrent_requests
+        # Bounds the requests in flight across all threads (pages fetched ahead, resources
+        # read at once); token requests stay outside it, so a refresh cannot wait on itself.
+        self._slots = threading.BoundedSemaphore(concurrent_requests)
+        limits = httpx.Limits(max_connections=concurrent_requests + 1)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits)
         self._account_id = account_id
         self._key = {"id": api_key_id, "secret": api_key_secret}
@@ -147,7 +151,8 @@ class LexfulClient:
         """The client's policy, for the log of a run that may have to explain a failure."""
         return (
             f"retry policy: {self.retry.describe()}; request timeout {self.timeout:g} s; "
-            f"request budget: {self.budget.describe()}"
+            f"request budget: {self.budget.describe()}; "
+            f"at most {self.concurrent_requests} requests at once"
         )
 
     def close(self) -> None:
@@ -164,6 +169,7 @@ class LexfulClient:
         return self._send(
             lambda: self._http.post(TOKEN_PATH, headers=headers, json=self._key),
             f"POST {TOKEN_PATH}",
+            limited=False,
         )
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -189,7 +195,9 @@ class LexfulClient:
     def _count(attempt: int) -> None:
         PROCESS_STATS.count(retry=attempt > 1)
 
-    def _send(self, send: Callable[[], httpx.Response], where: str) -> httpx.Response:
+    def _send(
+        self, send: Callable[[], httpx.Response], where: str, *, limited: bool = True
+    ) -> httpx.Response:
         """Send with retries; the final response may still be an error status."""
         started = time.monotonic()
         last, unreachable = "", False
@@ -198,7 +206,11 @@ class LexfulClient:
             retry_after: float | None = None
             self.budget.acquire()
             try:
-                response = send()
+                if limited:
+                    with self._slots:
+                        response = send()
+                else:
+                    response = send()
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 failures[type(exc).__name__] += 1

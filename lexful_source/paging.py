@@ -22,9 +22,12 @@ incremental scan avoids that with a frozen window:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from .client import LexfulClient, describe
@@ -105,6 +108,7 @@ class WindowScan:
     digest: Callable[[dict[str, Any]], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
+    prefetch: int = 0  # pages requested ahead of the one being read (see Lookahead)
     cursor: datetime | None = None
     versions_at_cursor: dict[str, str] = field(default_factory=dict)
     records: int = 0
@@ -116,15 +120,15 @@ class WindowScan:
         self.versions_at_cursor = dict(self.known_at_since)
         self._emitted: set[str] = set()  # this run's ids: a step back re-reads some
 
-    def _fetch(self, params: Mapping[str, Any], offset: int, limit: int) -> Page:
-        self.pages += 1
-        return fetch_page(self.client, self.path, params, offset, limit)
+    def _fetch(self, params: Mapping[str, Any], offset: int, limit: int | None = None) -> Page:
+        return fetch_page(self.client, self.path, params, offset, limit or self.page_size)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         since, key = format_timestamp(self.since), self.cursor_field
         base = {**self.params, f"{key}[gte]": since, "sort": f"{key},id",
                 "order": "DESC,DESC", "include_deleted": "true"}  # fmt: skip
-        first = self._fetch(base, 0, self.page_size)
+        first = self._fetch(base, 0)
+        self.pages += 1
         stamps = self._stamps(first)
         fresh = self._accept(first, stamps)
         if not first.items:
@@ -141,26 +145,36 @@ class WindowScan:
         self.expected = total = first.total
         offset = self.page_size
         guard = 3 * (total // self.page_size + 2) + 10
-        while offset < total:
-            page = self._fetch(window, offset, self.page_size)
-            if page.total is None:
-                raise MalformedResponseError(
-                    f"{describe('GET', self.path, {'offset': offset})}: 'total' disappeared"
-                )
-            shrunk = total - page.total
-            total = page.total
-            stamps = self._stamps(page)
-            fresh = self._accept(page, stamps)
-            self._note_cursor(page.items, stamps, fresh)
-            if fresh:
-                yield fresh
-            # Records left the window: as many unread ones may now sit before this offset.
-            offset = max(offset - shrunk, 0) if shrunk > 0 else offset + self.page_size
-            if self.pages > guard:
-                raise PaginationError(
-                    f"GET {self.path}: more than {guard} requests for a window of {total} "
-                    "records; the server keeps changing or ignores offset"
-                )
+        ahead = Lookahead(partial(self._fetch, window), self.page_size, self.prefetch)
+        try:
+            while offset < total:
+                page = ahead.take(offset, total)
+                self.pages += 1
+                if page.total is None:
+                    raise MalformedResponseError(
+                        f"{describe('GET', self.path, {'offset': offset})}: 'total' disappeared"
+                    )
+                shrunk = total - page.total
+                total = page.total
+                stamps = self._stamps(page)
+                fresh = self._accept(page, stamps)
+                self._note_cursor(page.items, stamps, fresh)
+                if fresh:
+                    yield fresh
+                if shrunk > 0:
+                    # Records left the window: as many unread ones may now sit before this
+                    # offset, and pages fetched ahead were cut from the window as it was.
+                    ahead.discard()
+                    offset = max(offset - shrunk, 0)
+                else:
+                    offset += self.page_size
+                if self.pages > guard:
+                    raise PaginationError(
+                        f"GET {self.path}: more than {guard} requests for a window of {total} "
+                        "records; the server keeps changing or ignores offset"
+                    )
+        finally:
+            ahead.discard()
 
     def _seek_without_totals(self, base: Mapping[str, Any], first: Page) -> Iterator[list[dict]]:
         """For list responses without ``total`` (tolerated): with no count to watch, seek
@@ -175,7 +189,8 @@ class WindowScan:
             if len(page.items) < self.page_size or floor is None:
                 return
             window = {**base, f"{self.cursor_field}[lte]": format_timestamp(floor)}
-            page = self._fetch(window, at_floor, self.page_size)
+            page = self._fetch(window, at_floor)
+            self.pages += 1
             stamps = self._stamps(page)
             fresh = self._accept(page, stamps)
             self._note_cursor(page.items, stamps, fresh)
@@ -255,3 +270,48 @@ def _identity(item: Any, path: str, position: int) -> str:
         where = describe("GET", path, {"offset": position})
         raise MalformedResponseError(f"{where}: record {record_id} without an 'updated_at'")
     return record_id
+
+
+class Lookahead:
+    """Pages of a frozen window requested ahead of the one being read, so the server works
+    on the next pages while this process turns the last one into tables.
+
+    Exactness does not change: pages are still read in offset order, each one's ``total``
+    is checked as before, and when it shrinks the caller discards every page fetched ahead
+    (they were cut from the window before records left it) and steps back as it would
+    without them. A page whose ``total`` still equals the last one's was served before
+    any record left, since inside a frozen window ``total`` only ever shrinks.
+    Fetches run on daemon threads: a run that fails does not wait for their retries."""
+
+    def __init__(self, fetch: Callable[[int], Page], page_size: int, depth: int) -> None:
+        self._fetch, self._page_size, self._depth = fetch, page_size, depth
+        self._pending: dict[int, Future[Page]] = {}
+
+    def take(self, offset: int, total: int) -> Page:
+        """The page at ``offset``, fetching up to ``depth`` pages after it meanwhile."""
+        future = self._pending.pop(offset, None)
+        for ahead in range(1, self._depth + 1):
+            later = offset + ahead * self._page_size
+            if later < total and later not in self._pending:
+                self._pending[later] = _in_thread(partial(self._fetch, later))
+        return future.result() if future is not None else self._fetch(offset)
+
+    def discard(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+
+
+def _in_thread(call: Callable[[], Page]) -> Future[Page]:
+    future: Future[Page] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # re-raised by whoever takes the page
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="lexful-lookahead").start()
+    return future

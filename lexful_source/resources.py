@@ -8,6 +8,7 @@ with the load that carries the data, so no cursor moves past data that was not l
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import dlt
+import orjson
 import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
@@ -36,10 +38,16 @@ MERGE: Any = {"disposition": "merge", "strategy": "delete-insert"}
 MARKER_ROWS: Counter[str] = Counter()
 # What reconcile runs did, for the run summary.
 RECONCILED: Counter[str] = Counter()
+# Reference resources left out of a run because they equal what the last load wrote.
+UNCHANGED: set[str] = set()
+REFERENCE_DIGESTS = "reference_digests"  # source state: resource -> digest of its last load
 # Resources skipped on a 403 (``on_forbidden = "skip"``) -> why, for the run summary.
 # Per process, like the counters above: one run at a time per process is what they assume.
 SKIPPED: dict[str, str] = {}
 LOOKUP_BATCH = 100
+# Records per yielded table: dlt's cost per item (hints, schema checks) is paid once per
+# batch instead of once per page, and memory stays bounded on any account size.
+BATCH_RECORDS = 20_000
 _MARKER_LOCK = threading.Lock()
 
 
@@ -59,13 +67,16 @@ def incremental_resource(
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
-        changes = WindowScan(client, spec.path, since, _versions(state, ""), page_size, digest)
+        ahead = client.concurrent_requests - 1
+        changes = WindowScan(
+            client, spec.path, since, _versions(state, ""), page_size, digest, prefetch=ahead
+        )
         watching = detect_archives and "archive_cursor" in state
         seeding = detect_archives and not watching and since == start  # a first run
         # id -> deleted_at as emitted this run, so the archive scan repeats no record
         emitted: dict[str, str | None] = {}
         archived_at_upper: dict[str, str] = {}
-        reported = time.monotonic()
+        reported, batch = time.monotonic(), []
         for page in changes:
             if watching:
                 emitted.update((r["id"], r.get("deleted_at")) for r in page)
@@ -75,10 +86,15 @@ def incremental_resource(
                     for r in page
                     if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
                 )
-            yield from tables(page)
+            batch += page
+            if len(batch) >= BATCH_RECORDS:
+                yield from tables(batch)
+                batch = []
             if time.monotonic() - reported > PROGRESS_EVERY_S:
                 reported = time.monotonic()
                 log.info("%s: %d of about %s records", spec.name, changes.records, changes.expected)
+        if batch:
+            yield from tables(batch)
         assert changes.cursor is not None
         state["cursor"] = format_timestamp(changes.cursor)
         _keep_versions(state, "", changes.versions_at_cursor)
@@ -103,6 +119,7 @@ def incremental_resource(
             page_size,
             digest,
             cursor_field="deleted_at",
+            prefetch=ahead,
         )
         held: list[datetime] = []  # archived after this run emitted them: load next run
         for page in archives:
@@ -261,32 +278,55 @@ def _same_instant(first: str | None, second: str | None) -> bool:
 def catalogue_resources(
     client: LexfulClient, page_size: int, skip_forbidden: bool = False
 ) -> list[DltResource]:
-    """Organization types and users: read whole, replaced on every run.
+    """Organization types and users: read whole when the source is made, and replaced
+    when they changed since the last load.
 
-    Page 0 is read when the source is made: a resource that yields nothing still
-    replaces its table with nothing, so one the API key may not read (``skip_forbidden``)
-    must be left out of the run altogether, and only asking tells which."""
+    A resource that yields nothing still replaces its table with nothing, so one the API
+    key may not read (``skip_forbidden``) must be left out of the run altogether, and only
+    asking tells which."""
     # sorted, so an edit while paging cannot shift one record past another
     params = {"include_deleted": "true", "sort": "id", "order": "ASC"}
     resources = []
     for name, path in CATALOGUE_RESOURCES.items():
         try:
-            first = fetch_page(client, path, params, 0, page_size)
+            records = [r for page in scan_all(client, path, page_size, params) for r in page]
         except ApiError as exc:
             if not (skip_forbidden and exc.status == 403):
                 raise
             _note_skipped(name, exc)
             continue
-        resources.append(
-            dlt.resource(
-                scan_all(client, path, page_size, params, first),
-                name=name,
-                write_disposition="replace",
-                primary_key="id",
-                columns=JSON_LISTS.get(name),
-            )
-        )
+        resource = reference_resource(name, records, columns=JSON_LISTS.get(name))
+        if resource is not None:
+            resources.append(resource)
     return resources
+
+
+def reference_resource(
+    name: str, records: list[dict[str, Any]], **hints: Any
+) -> DltResource | None:
+    """A replace resource for reference data read whole, or None when it equals what the
+    last load wrote: a run with nothing new then writes no load package at all."""
+    digest = hashlib.blake2b(orjson.dumps(records), digest_size=16).hexdigest()
+    loaded = _source_state().get(REFERENCE_DIGESTS, {})
+    if loaded.get(name) == digest:
+        UNCHANGED.add(name)
+        return None
+
+    def read() -> Iterator[list[dict[str, Any]]]:
+        if records:
+            yield records
+        # committed with the load that carries the records, like every cursor
+        dlt.current.source_state().setdefault(REFERENCE_DIGESTS, {})[name] = digest
+
+    return dlt.resource(read, name=name, write_disposition="replace", primary_key="id", **hints)
+
+
+def _source_state() -> dict[str, Any]:
+    """The source's state, or nothing when the source is built outside a pipeline."""
+    try:
+        return dict(dlt.current.source_state())
+    except Exception:  # no active pipeline: dlt raises its own context errors
+        return {}
 
 
 _DELETED_AT = {"deleted_at": {"data_type": "timestamp", "timezone": True, "nullable": True}}
@@ -302,17 +342,16 @@ JSON_LISTS: dict[str, Any] = {
 }
 
 
-def asset_types_resource(definitions: list[dict[str, Any]]) -> DltResource:
-    """The catalogue as read at the start of the run, properties and references nested."""
+def asset_types_resource(definitions: list[dict[str, Any]]) -> DltResource | None:
+    """The catalogue as read at the start of the run, properties and references nested;
+    None when it is unchanged since the last load."""
     for definition in definitions:  # older API versions say target_entity_types
         for ref in definition.get("references") or []:
             if "target_entity_types" in ref and "target_asset_types" not in ref:
                 ref["target_asset_types"] = ref.pop("target_entity_types")
-    return dlt.resource(
+    return reference_resource(
+        "asset_types",
         definitions,
-        name="asset_types",
-        write_disposition="replace",
-        primary_key="id",
         max_table_nesting=1,  # properties and references as tables, deeper lists as JSON
         columns=_DELETED_AT,
     )

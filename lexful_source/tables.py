@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import MalformedResponseError
 from .schema import ChildTable, TableSpec
@@ -80,34 +82,93 @@ def _fits(value: Any, data_type: str) -> bool:
     return True
 
 
-def parent_table(spec: TableSpec, records: list[dict[str, Any]]) -> pa.Table:
+def parent_table(
+    spec: TableSpec, records: list[dict[str, Any]], vectorized: bool = True
+) -> pa.Table:
+    """The spec's parent table. Columns Arrow can convert in one C++ pass (a struct over
+    the records) take that fast path; a column it refuses, or that needs Python (JSON
+    text), is converted value by value, which also names a value that fits no type."""
+    fast = _fast_columns(spec) if vectorized else {}
+    converted = _struct_fields(records, fast)
     arrays, names = [], []
     for column, data_type in spec.columns.items():
-        key = spec.keys[column]
-        values = [r.get(key) for r in records]
-        arrays.append(column_array(values, data_type, f"{spec.name}.{column}"))
+        array = None
+        if converted is not None and column in fast:
+            array = _finish(converted[column], data_type)
+        if array is None:
+            values = [r.get(spec.keys[column]) for r in records]
+            array = column_array(values, data_type, f"{spec.name}.{column}")
+        arrays.append(array)
         names.append(column)
     fields = [pa.field(n, a.type, nullable=n != "id") for n, a in zip(names, arrays, strict=True)]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def child_table(child: ChildTable, records: list[dict[str, Any]]) -> pa.Table:
-    rows: dict[str, list[Any]] = {c: [] for c in child.all_columns}
-    for record in records:
-        before = len(rows[PARENT_KEY])
-        for position, item in enumerate(_child_items(child, record)):
-            rows[PARENT_KEY].append(record["id"])
-            rows[POSITION].append(position)
-            for column, value in item.items():
-                rows[column].append(value)
-            rows[MARKER].append(False)
-        if len(rows[PARENT_KEY]) == before:
-            rows[PARENT_KEY].append(record["id"])
-            for column in child.columns:
-                rows[column].append(None)
-            rows[POSITION].append(MARKER_POSITION)
-            rows[MARKER].append(True)
-    arrays = [column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()]
+# The Arrow type a JSON value is read as before it becomes its column's type. Types not
+# here always take the value-by-value path: JSON text, and integers (Arrow would load 5.5
+# as 5 without a word).
+RAW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bool": pa.bool_(),
+    "double": pa.float64(),
+    "date": pa.string(),
+    "timestamp": pa.string(),
+}
+_REFUSED = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
+
+
+def _fast_columns(spec: TableSpec) -> dict[str, tuple[str, pa.DataType]]:
+    """Column -> (record key, raw Arrow type), for the columns the fast path can take."""
+    fast: dict[str, tuple[str, pa.DataType]] = {}
+    seen: set[str] = set()
+    for column, data_type in spec.columns.items():
+        key = spec.keys[column]
+        if data_type in RAW_TYPES and key not in seen:
+            fast[column] = (key, RAW_TYPES[data_type])
+            seen.add(key)
+    return fast
+
+
+def _struct_fields(
+    records: list[Any], fast: dict[str, tuple[str, pa.DataType]]
+) -> dict[str, pa.Array] | None:
+    """The fast columns read as one struct array, or None when Arrow refuses a value."""
+    if not fast:
+        return None
+    raw = pa.struct([pa.field(key, raw_type) for key, raw_type in fast.values()])
+    try:
+        struct = pa.array(records, raw)
+    except _REFUSED:
+        return None
+    return {column: struct.field(i) for i, column in enumerate(fast)}
+
+
+def _finish(raw: pa.Array, data_type: str) -> pa.Array | None:
+    """A raw column as its final type; None when Arrow's parsing differs from ours (a
+    naive or nanosecond timestamp, a datetime in a date column): the caller then
+    converts that column value by value."""
+    target = CONVERTERS[data_type][0]
+    if raw.type == target:
+        return raw
+    try:
+        return pc.cast(raw, target)
+    except _REFUSED:
+        return None
+
+
+def child_table(
+    child: ChildTable, records: list[dict[str, Any]], vectorized: bool = True
+) -> pa.Table:
+    """The child rows of a page, plus a marker row for each parent whose list is empty."""
+    columns = None
+    if vectorized:
+        if child.field == "references":
+            columns = _reference_columns(child, records)
+        else:
+            columns = _fast_child_columns(child, records)
+    if columns is None:
+        columns = _child_columns(child, records)
+    arrays = [columns[c] for c in child.all_columns]
     keys = (PARENT_KEY, POSITION)  # the child table's primary key: never null
     fields = [
         pa.field(c, a.type, nullable=c not in keys)
@@ -116,14 +177,78 @@ def child_table(child: ChildTable, records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def _child_columns(child: ChildTable, records: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    """Child rows value by value: the reference semantics, for any shape of list."""
+    rows: dict[str, list[Any]] = {c: [] for c in child.all_columns}
+    parent_key, position_of, marker = rows[PARENT_KEY], rows[POSITION], rows[MARKER]
+    item_columns = [(c, rows[c]) for c in child.columns]
+    for record in records:
+        record_id, before = record["id"], len(parent_key)
+        for position, item in enumerate(_child_items(child, record)):
+            parent_key.append(record_id)
+            position_of.append(position)
+            for column, values in item_columns:
+                values.append(item[column])
+            marker.append(False)
+        if len(parent_key) == before:
+            parent_key.append(record_id)
+            for _, values in item_columns:
+                values.append(None)
+            position_of.append(MARKER_POSITION)
+            marker.append(True)
+    return {c: column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()}
+
+
+def _fast_child_columns(
+    child: ChildTable, records: list[dict[str, Any]]
+) -> dict[str, pa.Array] | None:
+    """Child rows of an array property from one Arrow list conversion, or None when a
+    value needs the value-by-value path (JSON text, an item that is not an object, a
+    value Arrow refuses)."""
+    types = [RAW_TYPES.get(t) for t in child.columns.values()]
+    if None in types:
+        return None
+    if child.scalar:
+        item_type: pa.DataType = types[0]
+    else:
+        item_type = pa.struct(
+            [pa.field(child.item_keys[c], t) for c, t in zip(child.columns, types, strict=True)]
+        )
+    try:
+        lists = pa.array([r.get(child.field) for r in records], pa.list_(item_type))
+    except _REFUSED:
+        return None
+    items = lists.flatten()
+    if child.scalar:
+        raw = [items]
+    else:
+        if items.null_count:  # a null item: the value-by-value path keeps it as a row
+            return None
+        raw = [items.field(i) for i in range(len(child.columns))]
+    finished = [_finish(a, t) for a, t in zip(raw, child.columns.values(), strict=True)]
+    if any(a is None for a in finished):
+        return None
+    ids = pa.array([r["id"] for r in records], pa.string())
+    parents = pc.list_parent_indices(lists)
+    offsets = np.asarray(lists.offsets)[:-1]
+    positions = np.arange(len(items), dtype=np.int64) - offsets[np.asarray(parents)]
+    empty = np.flatnonzero(np.asarray(pc.list_value_length(lists).fill_null(0)) == 0)
+    markers = len(empty)
+    columns = {
+        PARENT_KEY: pa.concat_arrays([ids.take(parents), ids.take(pa.array(empty))]),
+        POSITION: pa.array(np.concatenate([positions, np.full(markers, MARKER_POSITION)])),
+        MARKER: pa.array(np.concatenate([np.zeros(len(items), bool), np.ones(markers, bool)])),
+    }
+    for column, array in zip(child.columns, finished, strict=True):
+        columns[column] = pa.concat_arrays([array, pa.nulls(markers, array.type)])
+    return columns
+
+
 def _child_items(child: ChildTable, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
     value = record.get(child.field)
     if child.field == "references":
-        for name, target in (value or {}).items() if isinstance(value, dict) else ():
-            for asset_id in target if isinstance(target, list) else [target]:
-                if asset_id is not None:
-                    ref = asset_id.get("id") if isinstance(asset_id, dict) else asset_id
-                    yield {"reference_name": name, "referenced_asset_id": ref}
+        for name, target in _reference_pairs(value):
+            yield {"reference_name": name, "referenced_asset_id": target}
         return
     for item in value or () if isinstance(value, list) else ():
         if child.scalar:
@@ -133,10 +258,48 @@ def _child_items(child: ChildTable, record: dict[str, Any]) -> Iterator[dict[str
             yield {column: source.get(key) for column, key in child.item_keys.items()}
 
 
-def build_tables(spec: TableSpec, records: list[dict[str, Any]]) -> list[tuple[str, pa.Table]]:
-    """(table name, Arrow table) for the page: the parent first, then each child."""
-    tables = [(spec.name, parent_table(spec, records))]
-    tables.extend((child.name, child_table(child, records)) for child in spec.children)
+def _reference_pairs(value: Any) -> Iterator[tuple[str, Any]]:
+    """(reference name, target id) from each form a record's references take: an id, a
+    list of ids, an object with an id, or null."""
+    for name, target in value.items() if isinstance(value, dict) else ():
+        for asset in target if isinstance(target, list) else (target,):
+            if asset is not None:
+                yield name, asset.get("id") if isinstance(asset, dict) else asset
+
+
+def _reference_columns(child: ChildTable, records: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    """The references child table, in one tight loop: the widest child tables there are."""
+    ids: list[str] = []
+    positions: list[int] = []
+    names: list[str | None] = []
+    targets: list[Any] = []
+    for record in records:
+        record_id, position = record["id"], 0
+        for name, target in _reference_pairs(record.get("references")):
+            ids.append(record_id)
+            positions.append(position)
+            names.append(name)
+            targets.append(target)
+            position += 1
+        if not position:
+            ids.append(record_id)
+            positions.append(MARKER_POSITION)
+            names.append(None)
+            targets.append(None)
+    markers = [p == MARKER_POSITION for p in positions]
+    rows = {PARENT_KEY: ids, POSITION: positions, "reference_name": names,
+            "referenced_asset_id": targets, MARKER: markers}  # fmt: skip
+    return {c: column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()}
+
+
+def build_tables(
+    spec: TableSpec, records: list[dict[str, Any]], *, vectorized: bool = True
+) -> list[tuple[str, pa.Table]]:
+    """(table name, Arrow table) for the page: the parent first, then each child.
+    ``vectorized=False`` converts every value in Python: the reference the fast path is
+    tested against, and what it falls back to."""
+    tables = [(spec.name, parent_table(spec, records, vectorized))]
+    tables.extend((child.name, child_table(child, records, vectorized)) for child in spec.children)
     return tables
 
 

@@ -1,0 +1,425 @@
+"""How fast this source loads Lexful, side by side with dlt's rest_api and the floor.
+
+One seeded local server (its own process, as ``python -m lexful_source.sandbox``), and
+each case in a fresh child process, so every figure includes its own imports and peak
+memory is that case's alone:
+
+- floor: a plain loop fetching every page of every list with httpx and parsing it;
+- this source, full load, into DuckDB, Postgres and Parquet files;
+- dlt's ``rest_api`` source set up as a competent user would (offset paginator,
+  ``updated_at`` incremental, merge on id) with dlt's defaults, and tuned (Parquet files);
+- incremental runs of the pipeline command (interpreter start included): with no
+  changes, and after 1% of the records changed;
+- this source into DuckDB at other sizes, to show how cost grows.
+
+    python benchmarks/load_speed.py                      # 100,000 contacts; 10k and 1M too
+    python benchmarks/load_speed.py --contacts 10000 --scales 10000 --skip-rest-api-default
+
+Prints the table and the issue's targets, and writes both to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAGE = 1000
+POSTGRES = os.environ.get("LEXFUL_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/test")
+OUTPUT = ROOT / "benchmarks/results/load_speed.md"
+CHANGED_SHARE = 0.01
+
+
+@dataclass
+class Result:
+    case: str
+    contacts: int
+    seconds: float
+    records: int
+    requests: int | None
+    peak_mb: float
+    note: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+# ---- the cases, each run in a child process (``--case``) -------------------------------
+
+
+def session(env: dict[str, str]) -> httpx.Client:
+    """An authenticated httpx client for the floor and rest_api cases."""
+    client = httpx.Client(base_url=env["API_BASE_URL"], timeout=120)
+    answer = client.post(
+        "/v1/auth/token",
+        headers={"X-Account-Id": env["ACCOUNT_ID"]},
+        json={"id": env["API_KEY_ID"], "secret": env["API_KEY_SECRET"]},
+    )
+    answer.raise_for_status()
+    client.headers.update(
+        {"Authorization": f"Bearer {answer.json()['token']}", "X-Account-ID": env["ACCOUNT_ID"]}
+    )
+    return client
+
+
+def list_paths(client: httpx.Client) -> list[str]:
+    """Organizations and every asset type: the lists a full load reads."""
+    types = client.get("/v1/asset_types", params={"limit": PAGE}).json()["items"]
+    return ["/v1/organizations", *(f"/v1/assets/{t['name']}" for t in types)]
+
+
+def case_floor(env: dict[str, str], _: Path) -> dict[str, Any]:
+    client = session(env)
+    started = time.perf_counter()
+    records = requests = 0
+    for path in list_paths(client):
+        offset, total = 0, 1
+        while offset < total:
+            params = {"limit": PAGE, "offset": offset, "include_deleted": "true"}
+            doc = orjson.loads(client.get(path, params=params).content)
+            total, offset = doc["total"], offset + PAGE
+            records += len(doc["items"])
+            requests += 1
+    return {"seconds": time.perf_counter() - started, "records": records, "requests": requests}
+
+
+def case_ours(env: dict[str, str], workdir: Path, destination: str) -> dict[str, Any]:
+    os.chdir(workdir)
+    from lexful_source.pipeline import run_load
+
+    started = time.perf_counter()
+    summary = run_load(
+        destination=destination,
+        dataset_name="lexful_bench",
+        pipeline_name=f"bench_{destination}",
+        full_refresh=True,
+    )
+    seconds = time.perf_counter() - started
+    parents = {t: n for t, n in summary.rows.items() if "__" not in t}
+    records = sum(n for t, n in parents.items() if t not in ("users", "organization_types"))
+    return {"seconds": seconds, "records": records, "requests": summary.requests}
+
+
+def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, Any]:
+    """dlt's rest_api source, configured as its docs show for an offset-paged API."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    client = session(env)
+    resources = [
+        {"name": path.rsplit("/", 1)[-1].replace(".", "_"), "endpoint": {"path": path}}
+        for path in list_paths(client)
+    ]
+    config: dict[str, Any] = {
+        "client": {
+            "base_url": env["API_BASE_URL"],
+            "auth": {"type": "bearer", "token": client.headers["Authorization"][7:]},
+            "headers": {"X-Account-ID": env["ACCOUNT_ID"]},
+        },
+        "resource_defaults": {
+            "primary_key": "id",
+            "write_disposition": "merge",
+            "endpoint": {
+                "data_selector": "items",
+                "params": {"include_deleted": "true", "sort": "updated_at,id", "order": "ASC,ASC"},
+                "paginator": {"type": "offset", "limit": PAGE, "total_path": "total"},
+                "incremental": {
+                    "start_param": "updated_at[gte]",
+                    "cursor_path": "updated_at",
+                    "initial_value": "1970-01-01T00:00:00.000Z",
+                },
+            },
+        },
+        "resources": resources,
+    }
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_rest_api",
+        destination=dlt.destinations.duckdb(str(workdir / "rest_api.duckdb")),
+        dataset_name="lexful_rest_api",
+    )
+    started = time.perf_counter()
+    pipeline.run(rest_api_source(config), loader_file_format="parquet" if tuned else None)
+    seconds = time.perf_counter() - started
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    records = sum(n for t, n in counts.items() if "__" not in t and not t.startswith("_dlt"))
+    return {"seconds": seconds, "records": records, "requests": None}
+
+
+CASES: dict[str, Callable[[dict[str, str], Path], dict[str, Any]]] = {
+    "floor": case_floor,
+    "duckdb": lambda env, wd: case_ours(env, wd, "duckdb"),
+    "postgres": lambda env, wd: case_ours(env, wd, "postgres"),
+    "parquet": lambda env, wd: case_ours(env, wd, "filesystem"),
+    "rest_api_default": lambda env, wd: case_rest_api(env, wd, tuned=False),
+    "rest_api_tuned": lambda env, wd: case_rest_api(env, wd, tuned=True),
+}
+
+
+def run_case_here(name: str, workdir: Path) -> None:
+    """Child process: run one case and print its figures as one JSON line."""
+    env = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in os.environ.items()}
+    figures = CASES[name](env, workdir)
+    print("RESULT " + json.dumps(figures), flush=True)
+
+
+# ---- the parent: server, child processes, table ----------------------------------------
+
+
+@contextmanager
+def local_server(contacts: int) -> Iterator[dict[str, str]]:
+    """A seeded local Lexful in its own process; yields its SOURCES__LEXFUL__ variables."""
+    command = [sys.executable, "-m", "lexful_source.sandbox", "--port", "0",
+               "--contacts", str(contacts)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    env: dict[str, str] = {}
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "export SOURCES__LEXFUL__" in line:
+                key, _, value = line.strip().removeprefix("export ").partition("=")
+                env[key] = value
+            if line.strip().startswith("data:"):
+                print(f"server {contacts:,} contacts: {line.strip()}", flush=True)
+            if "Ctrl-C" in line:
+                break
+        if process.poll() is not None:
+            raise RuntimeError("the local server did not start")
+        yield env
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def child_env(server: dict[str, str], workdir: Path) -> dict[str, str]:
+    """The server's credentials; dlt's pipelines and the DuckDB file in ``workdir``."""
+    env = {**os.environ, **server, "PYTHONPATH": str(ROOT), "DLT_DATA_DIR": str(workdir)}
+    env.setdefault("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES)
+    env.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
+    return env
+
+
+def run_case(name: str, server: dict[str, str], contacts: int, workdir: Path) -> Result:
+    command = [sys.executable, str(Path(__file__).resolve()), "--case", name,
+               "--workdir", str(workdir)]  # fmt: skip
+    out, _, peak = measured(command, child_env(server, workdir), workdir)
+    figures = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    result = Result(name, contacts, figures["seconds"], figures["records"],
+                    figures["requests"], peak)  # fmt: skip
+    print(f"  {name:<18} {result.seconds:7.2f} s  {result.per_second:10,.0f} records/s  "
+          f"{result.peak_mb:6.0f} MB", flush=True)  # fmt: skip
+    return result
+
+
+def measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, float, float]:
+    """(stdout, wall seconds, peak MB) of one child process; wait4 reports that child's
+    own peak resident memory."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        text, errors = out.read(), err.read()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{text}\n{errors[-3000:]}")
+    return text, seconds, usage.ru_maxrss / 1024
+
+
+def pipeline_command(server: dict[str, str], workdir: Path, label: str, contacts: int) -> Result:
+    """The pipeline command as a scheduler runs it: wall time from process start to exit."""
+    command = [sys.executable, str(ROOT / "pipelines/lexful_pipeline.py"), "--quiet",
+               "--pipeline-name", "bench_duckdb", "--dataset-name", "lexful_bench"]  # fmt: skip
+    out, seconds, peak = measured(command, child_env(server, workdir), workdir)
+    summary = next(line for line in out.splitlines() if line.startswith("Loaded Lexful"))
+    requests = int(summary.split(" with ")[1].split(" API requests")[0].replace(",", ""))
+    rows = [line.split() for line in out.splitlines()[1:] if line.startswith("  ")]
+    records = sum(int(r[-1].replace(",", "")) for r in rows
+                  if len(r) == 2 and r[-1].replace(",", "").isdigit() and "__" not in r[0])  # fmt: skip
+    result = Result(label, contacts, seconds, records, requests, peak)
+    print(f"  {label:<18} {seconds:7.2f} s  {requests} requests, {records:,} records  "
+          f"{peak:6.0f} MB", flush=True)  # fmt: skip
+    return result
+
+
+def change_records(server: dict[str, str], share: float, seed: int = 7) -> int:
+    """PATCH ``share`` of the records of every asset type, as a user editing them would."""
+    env = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.items()}
+    client = session(env)
+    rng, changed = random.Random(seed), 0
+    for path in list_paths(client)[1:]:
+        ids, offset, total = [], 0, 1
+        while offset < total:
+            doc = client.get(path, params={"limit": PAGE, "offset": offset, "fields": "id"}).json()
+            ids += [item["id"] for item in doc["items"]]
+            total, offset = doc["total"], offset + PAGE
+        for asset_id in rng.sample(ids, max(1, int(len(ids) * share))):
+            client.patch(f"{path}/{asset_id}", json={"name": f"renamed {asset_id[-6:]}"})
+            changed += 1
+    return changed
+
+
+# ---- the report -------------------------------------------------------------------------
+
+FULL_LOADS = ["floor", "duckdb", "postgres", "parquet", "rest_api_tuned", "rest_api_default"]
+LABELS = {
+    "floor": "floor: fetch and parse every page (httpx + orjson), load nothing",
+    "duckdb": "this source, full load, DuckDB",
+    "postgres": "this source, full load, Postgres",
+    "parquet": "this source, full load, Parquet files",
+    "rest_api_default": "dlt rest_api, dlt's defaults, DuckDB",
+    "rest_api_tuned": "dlt rest_api, Parquet loader files, DuckDB",
+    "quiet": "this source, incremental, no changes (pipeline command, process start to exit)",
+    "changed": "this source, incremental, 1% of records changed (pipeline command)",
+}
+
+
+def report(results: list[Result], contacts: int, command: str) -> str:
+    main = {r.case: r for r in results if r.contacts == contacts}
+    lines = [
+        "# Load speed: this source, dlt's rest_api and the floor",
+        "",
+        f"`{command}` on {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The local server runs in "
+        "its own process; each case in a fresh child process (its own imports, its own "
+        "peak memory). Full loads are timed around the load call; incremental runs from "
+        "process start to exit.",
+        "",
+        "| case | contacts | seconds | records | records/s | requests | peak MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        label = LABELS.get(r.case, r.case) + (f" ({r.note})" if r.note else "")
+        requests = "" if r.requests is None else f"{r.requests:,}"
+        lines.append(
+            f"| {label} | {r.contacts:,} | {r.seconds:.2f} | {r.records:,} | "
+            f"{r.per_second:,.0f} | {requests} | {r.peak_mb:,.0f} |"
+        )
+    lines += ["", "| target | measured | holds |", "|---|---:|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(main, results)]
+    return "\n".join(lines) + "\n"
+
+
+def targets(main: dict[str, Result], results: list[Result]) -> Iterator[tuple[str, str, bool]]:
+    ours = main.get("duckdb")
+    if ours is None:
+        return
+
+    def ratio(name: str) -> float | None:
+        other = main.get(name)
+        return other.seconds / ours.seconds if other else None
+
+    for name, bar in (("rest_api_default", 15.0), ("rest_api_tuned", 3.0)):
+        times = ratio(name)
+        if times is not None:
+            yield f"DuckDB full load >= {bar:g}x faster than {name}", f"{times:.1f}x", times >= bar
+    floor = main.get("floor")
+    if floor:
+        times = ours.seconds / floor.seconds
+        yield "DuckDB full load within 2.5x of the floor", f"{times:.2f}x", times <= 2.5
+    for name, bar in (("postgres", 2.0), ("parquet", 1.5)):
+        other = main.get(name)
+        if other:
+            times = other.seconds / ours.seconds
+            yield f"{name} within {bar:g}x of DuckDB", f"{times:.2f}x", times <= bar
+    quiet = main.get("quiet")
+    if quiet:
+        lists = quiet.note.split()[0]
+        yield (
+            "incremental, no changes: under 3 s from process start",
+            f"{quiet.seconds:.2f} s",
+            quiet.seconds < 3.0,
+        )
+        yield (
+            "incremental, no changes: one list request per resource",
+            f"{quiet.requests} requests for {lists} lists",
+            quiet.requests is not None and quiet.requests <= int(lists),
+        )
+    scale = sorted((r for r in results if r.case == "duckdb"), key=lambda r: r.contacts)
+    if len(scale) >= 3:
+        small, middle, large = scale[0], scale[len(scale) // 2], scale[-1]
+        first = (middle.seconds - small.seconds) / (middle.records - small.records)
+        second = (large.seconds - middle.seconds) / (large.records - middle.records)
+        yield (
+            f"linear: cost per extra record {middle.contacts:,}->{large.contacts:,} within "
+            f"1.3x of {small.contacts:,}->{middle.contacts:,}",
+            f"{second / first:.2f}x",
+            second / first <= 1.3,
+        )
+    if scale and scale[-1].contacts >= 1_000_000:
+        yield (
+            f"peak memory at {scale[-1].contacts:,} contacts under 600 MB",
+            f"{scale[-1].peak_mb:,.0f} MB",
+            scale[-1].peak_mb < 600,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--scales", default="10000,1000000", help="more sizes, DuckDB only")
+    parser.add_argument("--skip-rest-api-default", action="store_true",
+                        help="leave out the slowest case (a minute or more at 100,000)")  # fmt: skip
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        run_case_here(args.case, args.workdir)
+        return
+    command = "python benchmarks/load_speed.py " + " ".join(sys.argv[1:])
+    cases = [c for c in FULL_LOADS if not (args.skip_rest_api_default and c == "rest_api_default")]
+    scales = sorted({int(s) for s in args.scales.split(",") if s} - {args.contacts})
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="lexful-bench-") as tmp:
+        with local_server(args.contacts) as server:
+            for case in cases:
+                workdir = Path(tmp) / case
+                workdir.mkdir()
+                results.append(run_case(case, server, args.contacts, workdir))
+            ours = Path(tmp) / "duckdb"
+            lists = len(list_paths(session({k.removeprefix("SOURCES__LEXFUL__"): v
+                                            for k, v in server.items()})))  # fmt: skip
+            quiet = pipeline_command(server, ours, "quiet", args.contacts)
+            quiet.note = f"{lists} lists"
+            results.append(quiet)
+            changed = change_records(server, CHANGED_SHARE)
+            result = pipeline_command(server, ours, "changed", args.contacts)
+            result.note = f"{changed:,} records patched"
+            results.append(result)
+        for contacts in scales:
+            with local_server(contacts) as server:
+                workdir = Path(tmp) / f"duckdb-{contacts}"
+                workdir.mkdir()
+                results.append(run_case("duckdb", server, contacts, workdir))
+        shutil.rmtree(tmp, ignore_errors=True)
+    results.sort(key=lambda r: (r.contacts != args.contacts, r.contacts))
+    text = report(results, args.contacts, command)
+    print("\n" + text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
