@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format bench-sandbox setup
+.PHONY: demo test lint format bench bench-sandbox setup
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ test: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python benchmarks/load_speed.py
 
 bench-sandbox: setup
 	$(BIN)/python benchmarks/sandbox_throughput.py
