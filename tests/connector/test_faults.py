@@ -279,8 +279,9 @@ def test_exhausted_retries_say_what_was_tried_how_often_and_how_long(
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("on_forbidden", "maybe"), ("max_attempts", 0), ("requests_per_minute", "fast")],
-)
+    [("on_forbidden", "maybe"), ("max_attempts", 0), ("requests_per_minute", "fast"),
+     ("concurrent_requests", 0)],
+)  # fmt: skip
 def test_a_bad_setting_is_named_before_any_request(
     duckdb_loader: Loader, loaded: LexfulSandbox, setting: str, value: Any
 ) -> None:
