@@ -88,6 +88,7 @@ def lexful_source(
     concurrent_requests: int = CONCURRENT_REQUESTS,
     requests_per_minute: float | None = None,
     on_forbidden: str = "fail",
+    reload_reference_data: bool = False,
     reconcile: dict[str, dict[str, str | None]] | None = None,
 ) -> list[DltResource]:
     """Every asset type in the account (or those matching ``asset_types``), organizations,
@@ -105,10 +106,15 @@ def lexful_source(
 
     ``max_attempts``, ``backoff_s`` and ``request_timeout_s`` set the retry policy;
     ``requests_per_minute`` paces requests below the API's rate limit;
-    ``concurrent_requests`` bounds the requests in flight (the pages of a long list are
-    fetched ahead while earlier ones become tables; 1 reads one page at a time).
+    ``concurrent_requests`` bounds the requests in flight across resources; each list is
+    read that many pages ahead of its conversion to tables, its requests still one after
+    another (1: no reading ahead).
     ``on_forbidden`` says what a 403 on one resource does: ``fail`` the run, or ``skip``
     that resource with a warning in the run summary (its cursor stays where it was).
+
+    Reference data (the catalogue, users, organization types) is replaced only when it
+    changed since the last load; ``reload_reference_data`` replaces it anyway (a full
+    refresh sets it: it drops the tables after the source is built).
     """
     _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
     _check_range("max_attempts", max_attempts, 1, 100)
@@ -161,9 +167,10 @@ def lexful_source(
             for spec in specs
             if spec.name in reconcile
         ]
-    catalogue = asset_types_resource(definitions)
+    reload = bool(reload_reference_data)
+    catalogue = asset_types_resource(definitions, reload)
     resources = [] if catalogue is None else [catalogue]
-    resources += catalogue_resources(client, int(page_size), skip_forbidden)
+    resources += catalogue_resources(client, int(page_size), skip_forbidden, reload)
     resources += [
         incremental_resource(
             client, spec, start, int(page_size), bool(detect_archives), skip_forbidden

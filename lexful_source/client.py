@@ -204,12 +204,13 @@ class LexfulClient:
         failures: Counter[str] = Counter()
         for attempt in range(1, self.retry.max_attempts + 1):
             retry_after: float | None = None
-            self.budget.acquire()
             try:
                 if limited:
-                    with self._slots:
+                    with self._slots:  # the budget's slot is taken once a request may go
+                        self.budget.acquire()
                         response = send()
                 else:
+                    self.budget.acquire()
                     response = send()
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
+from queue import Full, Queue
 from typing import Any
 
 from .client import LexfulClient, describe
@@ -108,7 +107,7 @@ class WindowScan:
     digest: Callable[[dict[str, Any]], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
-    prefetch: int = 0  # pages requested ahead of the one being read (see Lookahead)
+    prefetch: int = 0  # pages fetched ahead of the one being read (see read_ahead)
     cursor: datetime | None = None
     versions_at_cursor: dict[str, str] = field(default_factory=dict)
     records: int = 0
@@ -142,39 +141,46 @@ class WindowScan:
             yield from self._seek_without_totals(base, first)
             return
         window = {**base, f"{key}[lte]": format_timestamp(upper)}
-        self.expected = total = first.total
-        offset = self.page_size
-        guard = 3 * (total // self.page_size + 2) + 10
-        ahead = Lookahead(partial(self._fetch, window), self.page_size, self.prefetch)
+        self.expected = first.total
+        pages = self._window_pages(window, first.total)
+        if self.prefetch:
+            pages = read_ahead(pages, self.prefetch)
         try:
-            while offset < total:
-                page = ahead.take(offset, total)
-                self.pages += 1
-                if page.total is None:
-                    raise MalformedResponseError(
-                        f"{describe('GET', self.path, {'offset': offset})}: 'total' disappeared"
-                    )
-                shrunk = total - page.total
-                total = page.total
+            for page in pages:
                 stamps = self._stamps(page)
                 fresh = self._accept(page, stamps)
                 self._note_cursor(page.items, stamps, fresh)
                 if fresh:
                     yield fresh
-                if shrunk > 0:
-                    # Records left the window: as many unread ones may now sit before this
-                    # offset, and pages fetched ahead were cut from the window as it was.
-                    ahead.discard()
-                    offset = max(offset - shrunk, 0)
-                else:
-                    offset += self.page_size
-                if self.pages > guard:
-                    raise PaginationError(
-                        f"GET {self.path}: more than {guard} requests for a window of {total} "
-                        "records; the server keeps changing or ignores offset"
-                    )
         finally:
-            ahead.discard()
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def _window_pages(self, window: Mapping[str, Any], total: int) -> Iterator[Page]:
+        """The window's pages after page 0, in the order the steps back dictate. Which
+        offset comes next depends on ``total`` alone, so this can run ahead of the reading
+        (``read_ahead``): each request still goes out after the previous answer came in,
+        exactly as without it."""
+        offset = self.page_size
+        guard = 3 * (total // self.page_size + 2) + 10
+        while offset < total:
+            page = self._fetch(window, offset)
+            self.pages += 1
+            if page.total is None:
+                raise MalformedResponseError(
+                    f"{describe('GET', self.path, {'offset': offset})}: 'total' disappeared"
+                )
+            shrunk = total - page.total
+            total = page.total
+            yield page
+            # Records left the window: as many unread ones may now sit before this offset.
+            offset = max(offset - shrunk, 0) if shrunk > 0 else offset + self.page_size
+            if self.pages > guard:
+                raise PaginationError(
+                    f"GET {self.path}: more than {guard} requests for a window of {total} "
+                    "records; the server keeps changing or ignores offset"
+                )
 
     def _seek_without_totals(self, base: Mapping[str, Any], first: Page) -> Iterator[list[dict]]:
         """For list responses without ``total`` (tolerated): with no count to watch, seek
@@ -272,46 +278,41 @@ def _identity(item: Any, path: str, position: int) -> str:
     return record_id
 
 
-class Lookahead:
-    """Pages of a frozen window requested ahead of the one being read, so the server works
-    on the next pages while this process turns the last one into tables.
+def read_ahead(pages: Iterator[Page], depth: int) -> Iterator[Page]:
+    """``pages``, produced on a daemon thread up to ``depth`` pages ahead of the reader,
+    so the next requests are answered while this process turns the last page into
+    tables. The requests themselves stay one after another, in the order ``pages``
+    makes them; a reader that stops early stops the producer after its current request,
+    and the producer's errors are raised to the reader."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
 
-    Exactness does not change: pages are still read in offset order, each one's ``total``
-    is checked as before, and when it shrinks the caller discards every page fetched ahead
-    (they were cut from the window before records left it) and steps back as it would
-    without them. A page whose ``total`` still equals the last one's was served before
-    any record left, since inside a frozen window ``total`` only ever shrinks.
-    Fetches run on daemon threads: a run that fails does not wait for their retries."""
+    def offer(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
 
-    def __init__(self, fetch: Callable[[int], Page], page_size: int, depth: int) -> None:
-        self._fetch, self._page_size, self._depth = fetch, page_size, depth
-        self._pending: dict[int, Future[Page]] = {}
-
-    def take(self, offset: int, total: int) -> Page:
-        """The page at ``offset``, fetching up to ``depth`` pages after it meanwhile."""
-        future = self._pending.pop(offset, None)
-        for ahead in range(1, self._depth + 1):
-            later = offset + ahead * self._page_size
-            if later < total and later not in self._pending:
-                self._pending[later] = _in_thread(partial(self._fetch, later))
-        return future.result() if future is not None else self._fetch(offset)
-
-    def discard(self) -> None:
-        for future in self._pending.values():
-            future.cancel()
-        self._pending.clear()
-
-
-def _in_thread(call: Callable[[], Page]) -> Future[Page]:
-    future: Future[Page] = Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
+    def produce() -> None:
         try:
-            future.set_result(call())
-        except BaseException as exc:  # re-raised by whoever takes the page
-            future.set_exception(exc)
+            for page in pages:
+                if not offer(("page", page)):
+                    return
+            offer(("end", None))
+        except BaseException as exc:  # raised again by the reader
+            offer(("error", exc))
 
-    threading.Thread(target=run, daemon=True, name="lexful-lookahead").start()
-    return future
+    threading.Thread(target=produce, daemon=True, name="lexful-read-ahead").start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()

@@ -169,6 +169,8 @@ def _run_load(
     args = dict(source_args or {})
     if asset_types is not None:  # an explicit None would stop dlt reading it from config
         args["asset_types"] = asset_types
+    if full_refresh:  # the refresh drops the reference tables too: load them again
+        args["reload_reference_data"] = True
     source = lexful_source(**args)
     counts: dict[str, int] = {}
     if pipeline.has_pending_data and not full_refresh:

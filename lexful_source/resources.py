@@ -295,7 +295,7 @@ def _same_instant(first: str | None, second: str | None) -> bool:
 
 
 def catalogue_resources(
-    client: LexfulClient, page_size: int, skip_forbidden: bool = False
+    client: LexfulClient, page_size: int, skip_forbidden: bool = False, reload: bool = False
 ) -> list[DltResource]:
     """Organization types and users: read whole when the source is made, and replaced
     when they changed since the last load.
@@ -314,20 +314,21 @@ def catalogue_resources(
                 raise
             _note_skipped(name, exc)
             continue
-        resource = reference_resource(name, records, columns=JSON_LISTS.get(name))
+        resource = reference_resource(name, records, reload, columns=JSON_LISTS.get(name))
         if resource is not None:
             resources.append(resource)
     return resources
 
 
 def reference_resource(
-    name: str, records: list[dict[str, Any]], **hints: Any
+    name: str, records: list[dict[str, Any]], reload: bool = False, **hints: Any
 ) -> DltResource | None:
     """A replace resource for reference data read whole, or None when it equals what the
-    last load wrote: a run with nothing new then writes no load package at all."""
+    last load wrote: a run with nothing new then writes no load package at all.
+    ``reload`` loads it regardless (a full refresh drops the tables after this check)."""
     digest = hashlib.blake2b(orjson.dumps(records), digest_size=16).hexdigest()
     loaded = _source_state().get(REFERENCE_DIGESTS, {})
-    if loaded.get(name) == digest:
+    if not reload and loaded.get(name) == digest:
         UNCHANGED.add(name)
         return None
 
@@ -361,7 +362,9 @@ JSON_LISTS: dict[str, Any] = {
 }
 
 
-def asset_types_resource(definitions: list[dict[str, Any]]) -> DltResource | None:
+def asset_types_resource(
+    definitions: list[dict[str, Any]], reload: bool = False
+) -> DltResource | None:
     """The catalogue as read at the start of the run, properties and references nested;
     None when it is unchanged since the last load."""
     for definition in definitions:  # older API versions say target_entity_types
@@ -371,6 +374,7 @@ def asset_types_resource(definitions: list[dict[str, Any]]) -> DltResource | Non
     return reference_resource(
         "asset_types",
         definitions,
+        reload,
         max_table_nesting=1,  # properties and references as tables, deeper lists as JSON
         columns=_DELETED_AT,
     )

@@ -9,7 +9,7 @@ DEFAULT_TOKEN_LIFETIME_S = 3600  # "valid for 60 minutes" when the response does
 TOKEN_REFRESH_MARGIN_S = 300  # refresh this long before expiry (capped at a tenth of the lifetime)
 DEFAULT_START_DATE = "1970-01-01T00:00:00Z"
 REQUEST_TIMEOUT_S = 60.0
-CONCURRENT_REQUESTS = 4  # requests in flight at once: pages fetched ahead of the one read
+CONCURRENT_REQUESTS = 4  # requests in flight across resources; pages read ahead per list
 ON_FORBIDDEN = ("fail", "skip")  # what a 403 on one resource does to the run
 
 TOKEN_PATH = "/v1/auth/token"

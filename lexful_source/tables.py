@@ -214,8 +214,11 @@ def _fast_child_columns(
         item_type = pa.struct(
             [pa.field(child.item_keys[c], t) for c, t in zip(child.columns, types, strict=True)]
         )
+    values = [r.get(child.field) for r in records]
+    if any(v is not None and type(v) is not list for v in values):
+        return None  # Arrow would read a string as a list of its characters
     try:
-        lists = pa.array([r.get(child.field) for r in records], pa.list_(item_type))
+        lists = pa.array(values, pa.list_(item_type))
     except _REFUSED:
         return None
     items = lists.flatten()

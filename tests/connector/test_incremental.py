@@ -415,7 +415,7 @@ def loaded_stamps(loader: Loader) -> dict[str, datetime | None]:
     return {r["id"]: r["updated_at"] and r["updated_at"].astimezone(UTC) for r in rows}
 
 
-@pytest.mark.parametrize("at_once", [1, 4], ids=["one request at a time", "pages fetched ahead"])
+@pytest.mark.parametrize("at_once", [1, 4], ids=["one page at a time", "pages read ahead"])
 @pytest.mark.parametrize(("disturbance", "hooked"), PAGING_CASES)
 def test_changes_while_paging_lose_nothing(
     sql_loader: Loader,
@@ -426,8 +426,8 @@ def test_changes_while_paging_lose_nothing(
 ) -> None:
     """Contacts already served change while a later page is requested. An edit, a bumping
     archive or a purge shifts every later record towards the front, so plain offset paging
-    would never serve the record at the page boundary (DLT-FACTS.md). Pages fetched ahead
-    were cut before the change: they must be discarded, not read."""
+    would never serve the record at the page boundary (DLT-FACTS.md). Reading ahead must
+    not change which offsets are asked for, nor when."""
     clock = ManualClock(START)
     sandbox = make_sandbox(
         contacts=disturbance.contacts, clock=clock, archive_bumps_updated_at=disturbance.bumps

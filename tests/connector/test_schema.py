@@ -88,3 +88,26 @@ def test_catalogue_tables(
     props = {(r["name"], r["type"]) for r in tables["asset_types__properties"]}
     assert ("license_key", "secret") in props  # the catalogue names it; no value is loaded
     assert {r["id"] for r in tables["users"]} == {u["id"] for u in sandbox.truth("users")}
+
+
+def test_reference_data_is_replaced_when_it_changed_and_after_a_full_refresh(
+    duckdb_loader: Loader, make_sandbox: Callable[..., LexfulSandbox]
+) -> None:
+    """Unchanged reference data is left as loaded (no load package for a quiet run); a
+    change reloads it; a full refresh, which drops every table, loads it again."""
+    sandbox = make_sandbox(contacts=10)
+    names = ["asset_types", "users", "organization_types"]
+    first = duckdb_loader.run(sandbox)
+    assert first.unchanged == [] and first.rows["users"] == len(sandbox.truth("users"))
+    quiet = duckdb_loader.run(sandbox)
+    assert quiet.unchanged == sorted(names) and "users" not in quiet.rows
+    sandbox.store.add_asset_type({"name": "x.new", "properties": [], "references": []})
+    changed = duckdb_loader.run(sandbox)
+    assert changed.unchanged == ["organization_types", "users"]
+    assert changed.rows["asset_types"] == len(sandbox.truth("asset_types"))
+    refreshed = duckdb_loader.run(sandbox, full_refresh=True)
+    assert refreshed.unchanged == []
+    tables = duckdb_loader.tables(names)
+    assert {r["id"] for r in tables["users"]} == {u["id"] for u in sandbox.truth("users")}
+    assert len(tables["asset_types"]) == len(sandbox.truth("asset_types"))
+    assert len(tables["organization_types"]) > 0

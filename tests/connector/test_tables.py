@@ -42,6 +42,7 @@ ODD_RECORDS: list[dict[str, Any]] = [
     {"id": "whole-seconds", "at": "2026-01-02T03:04:05Z", "score": 3, "references": None},
     {"id": "number-as-text", "label": 12, "tags": ["a", None], "steps": [None]},
     {"id": "object-in-text", "label": {"nested": True}, "steps": ["not an object"]},
+    {"id": "string-for-a-list", "tags": "vip", "steps": {"note": "not a list"}},
     {"id": "micro", "at": "2026-01-02T03:04:05.123456-05:30", "count": 4.0},
     {"id": "nulls", "label": None, "score": None, "count": None, "flag": None, "on": None,
      "at": None, "tags": None, "steps": [], "references": {"many": []}},
