@@ -138,7 +138,7 @@ class LexfulClient:
         self.timeout = timeout
         self._policy_logged = False
         self.concurrent_requests = concurrent_requests
-        # Bounds the requests in flight across all threads (pages fetched ahead, resources
+        # Bounds the requests in flight across all threads (lists read ahead, resources
         # read at once); token requests stay outside it, so a refresh cannot wait on itself.
         self._slots = threading.BoundedSemaphore(concurrent_requests)
         limits = httpx.Limits(max_connections=concurrent_requests + 1)

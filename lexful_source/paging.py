@@ -107,7 +107,7 @@ class WindowScan:
     digest: Callable[[dict[str, Any]], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
-    prefetch: int = 0  # pages fetched ahead of the one being read (see read_ahead)
+    prefetch: int = 0  # pages read ahead of the one being converted (see read_ahead)
     cursor: datetime | None = None
     versions_at_cursor: dict[str, str] = field(default_factory=dict)
     records: int = 0
@@ -119,8 +119,8 @@ class WindowScan:
         self.versions_at_cursor = dict(self.known_at_since)
         self._emitted: set[str] = set()  # this run's ids: a step back re-reads some
 
-    def _fetch(self, params: Mapping[str, Any], offset: int, limit: int | None = None) -> Page:
-        return fetch_page(self.client, self.path, params, offset, limit or self.page_size)
+    def _fetch(self, params: Mapping[str, Any], offset: int) -> Page:
+        return fetch_page(self.client, self.path, params, offset, self.page_size)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         since, key = format_timestamp(self.since), self.cursor_field
