@@ -23,7 +23,7 @@ incremental scan avoids that with a frozen window:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from queue import Full, Queue
@@ -153,11 +153,9 @@ class WindowScan:
                 if fresh:
                     yield fresh
         finally:
-            close = getattr(pages, "close", None)
-            if close is not None:
-                close()
+            pages.close()  # stops the read-ahead thread when the reader stops early
 
-    def _window_pages(self, window: Mapping[str, Any], total: int) -> Iterator[Page]:
+    def _window_pages(self, window: Mapping[str, Any], total: int) -> Generator[Page]:
         """The window's pages after page 0, in the order the steps back dictate. Which
         offset comes next depends on ``total`` alone, so this can run ahead of the reading
         (``read_ahead``): each request still goes out after the previous answer came in,
@@ -233,6 +231,8 @@ class WindowScan:
         after this run emitted it may have changed within the same instant: its version
         here is not the one loaded, so it must not be remembered (if it was emitted at an
         older stamp, it is left out, and the next run loads it again)."""
+        if self.cursor not in stamps:  # most pages: nothing at the cursor
+            return
         emitted_now = {item["id"] for item in fresh}
         for item, stamp in zip(items, stamps, strict=True):
             record_id = item["id"]
@@ -278,7 +278,7 @@ def _identity(item: Any, path: str, position: int) -> str:
     return record_id
 
 
-def read_ahead(pages: Iterator[Page], depth: int) -> Iterator[Page]:
+def read_ahead(pages: Iterator[Page], depth: int) -> Generator[Page]:
     """``pages``, produced on a daemon thread up to ``depth`` pages ahead of the reader,
     so the next requests are answered while this process turns the last page into
     tables. The requests themselves stay one after another, in the order ``pages``
