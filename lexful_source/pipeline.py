@@ -21,7 +21,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import lexful_source
+from . import dbt_models, lexful_source
 from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
 from .locking import exclusive_run
@@ -53,6 +53,7 @@ class RunSummary:
     reconciled: dict[str, int] | None = None  # purged / refetched, when reconciling
     skipped: dict[str, str] = field(default_factory=dict)  # resource -> the 403 it got
     unchanged: list[str] = field(default_factory=list)  # reference data left as loaded
+    dbt_models: str | None = None  # where the generated dbt models went, when asked for
 
     def render(self) -> str:
         lines = [
@@ -83,6 +84,8 @@ class RunSummary:
                 f"  reconcile: {self.reconciled.get('purged', 0):,} records gone from Lexful "
                 f"removed, {self.reconciled.get('refetched', 0):,} records reloaded"
             )
+        if self.dbt_models:
+            lines.append(f"  {self.dbt_models}")
         return "\n".join(lines)
 
 
@@ -119,13 +122,18 @@ def run_load(
     source_args: dict[str, Any] | None = None,
     wait_s: float = 0.0,
     reconcile: bool = False,
+    dbt_project: str | Path | None = None,
 ) -> RunSummary:
     """One load; raises LexfulError (or dlt's errors) with a message naming the problem.
 
     Runs of the same pipeline never overlap: a second one waits up to ``wait_s`` for the
     first, then refuses (locking.py). ``reconcile`` adds an id-only pass that removes
-    what Lexful no longer has and reloads what the incremental reads cannot see."""
+    what Lexful no longer has and reloads what the incremental reads cannot see.
+    ``dbt_project``: after the load, write that dbt project's models for the loaded asset
+    types (dbt_models.py)."""
     pipeline_name = pipeline_name or default_pipeline_name(destination)
+    if dbt_project is not None:
+        _check_dbt_project(Path(dbt_project), destination)
     with exclusive_run(pipeline_name, pipelines_dir, wait_s), _fewer_gc_passes():
         return _run_load(
             destination=destination,
@@ -136,6 +144,7 @@ def run_load(
             pipelines_dir=pipelines_dir,
             source_args=source_args,
             reconcile=reconcile,
+            dbt_project=dbt_project,
         )
 
 
@@ -149,6 +158,7 @@ def _run_load(
     pipelines_dir: str | None,
     source_args: dict[str, Any] | None,
     reconcile: bool,
+    dbt_project: str | Path | None,
 ) -> RunSummary:
     dest, location = make_destination(destination, pipeline_name)
     if destination == "filesystem":
@@ -193,6 +203,12 @@ def _run_load(
     requests, retries = (a - b for a, b in zip(PROCESS_STATS.snapshot(), before, strict=True))
     markers = MARKER_ROWS - markers
     rows = {t: n - markers[t] for t, n in counts.items() if not t.startswith("_dlt")}
+    dbt_note = None
+    if dbt_project is not None:
+        tables = dbt_models.loaded_asset_tables(pipeline)
+        changed = dbt_models.write(tables, Path(dbt_project))
+        where = Path(dbt_project) / dbt_models.GENERATED_DIR
+        dbt_note = f"dbt models for {len(tables)} asset types in {where} ({changed} files changed)"
     return RunSummary(
         destination=destination,
         dataset=dataset_name,
@@ -204,7 +220,22 @@ def _run_load(
         reconciled={k: reconciled[k] for k in ("purged", "refetched")} if reconcile else None,
         skipped=dict(SKIPPED),
         unchanged=sorted(UNCHANGED),
+        dbt_models=dbt_note,
     )
+
+
+def _check_dbt_project(project: Path, destination: str) -> None:
+    """Before loading: a run that would fail at its end should not start."""
+    if destination == "filesystem":
+        raise ConfigurationError(
+            "--dbt-project needs a DuckDB or Postgres destination; dbt does not read "
+            "the Parquet dataset (see README: Parquet files)"
+        )
+    if not (project / "dbt_project.yml").is_file():
+        raise ConfigurationError(
+            f"--dbt-project {project}: no dbt_project.yml there; point it at this "
+            "repository's dbt/ folder, or a copy of it"
+        )
 
 
 def _run(pipeline: dlt.Pipeline, source: Any, destination: str, refresh: Any) -> None:

@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="if a load of this pipeline is running, wait this long for it (default: refuse)",
     )
+    p.add_argument(
+        "--dbt-project",
+        metavar="DIR",
+        help="after loading, write the dbt models for the loaded asset types into this dbt "
+        "project (e.g. dbt): models/generated/",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="only the summary and errors")
     return p.parse_args(argv)
 
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         full_refresh=args.full_refresh,
         wait_s=args.wait,
         reconcile=args.reconcile,
+        dbt_project=args.dbt_project,
     )
     try:
         if args.demo:

@@ -1,0 +1,9 @@
+select
+    id,
+    name,
+    description,
+    is_system,
+    created_at,
+    updated_at
+from {{ source('lexful', 'organization_types') }}
+where deleted_at is null

@@ -1,0 +1,1 @@
+{{ lexful_current('base_lexful__organizations') }}
