@@ -25,6 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 dbt: setup
+	@test -d dbt/models/generated || { echo "run make demo first: it loads the demo and writes dbt/models/generated/"; exit 1; }
 	cd dbt && ../$(BIN)/dbt build
 
 notebooks: setup

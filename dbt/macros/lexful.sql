@@ -32,15 +32,22 @@
     {%- endfor -%}
 {%- endmacro %}
 
+{#- A column list for a base model: each loaded column, then the columns the model adds.
+    A property named like an added column (a custom `is_archived`, say) keeps its value
+    as property_<name>, so it neither replaces nor hides the model's own. -#}
+{%- macro _lexful_loaded_columns(relation, excluded, added) -%}
+    {%- for name in lexful_columns(relation, excluded) %}
+    {{ adapter.quote(name) }}{% if name in added %} as {{ adapter.quote('property_' ~ name) }}{% endif %},
+    {%- endfor %}
+{%- endmacro %}
+
 {#- Every record of an asset type, archived ones flagged: Lexful's deleted_at is when a
     record was archived. -#}
 {% macro lexful_base_asset(asset_type, table) -%}
 {%- set relation = source('lexful_assets', table) -%}
 select
     '{{ asset_type }}' as asset_type,
-    {%- for name in lexful_columns(relation, ['deleted_at']) %}
-    {{ adapter.quote(name) }},
-    {%- endfor %}
+    {{- _lexful_loaded_columns(relation, ['deleted_at'], ['asset_type', 'archived_at', 'is_archived', 'loaded_at']) }}
     deleted_at as archived_at,
     deleted_at is not null as is_archived,
     {{ lexful_loaded_at() }} as loaded_at
@@ -61,9 +68,7 @@ where not is_archived
 {% macro lexful_base_child(table) -%}
 {%- set relation = source('lexful_assets', table) -%}
 select
-    {%- for name in lexful_columns(relation) %}
-    {{ adapter.quote(name) }},
-    {%- endfor %}
+    {{- _lexful_loaded_columns(relation, [], ['loaded_at']) }}
     {{ lexful_loaded_at() }} as loaded_at
 from {{ relation }}
 where not coalesce(_lexful_replaces_children, false)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from lexful_source.sandbox import DatasetSize, LexfulSandbox, SandboxSettings
+from lexful_source.schema import table_name
 from tests.connector.test_cli import ISOLATED_PREFIXES, REPO, Cli
 
 DBT_PROJECT = REPO / "dbt"
@@ -79,3 +81,47 @@ def demo_duckdb(demo_sandbox: LexfulSandbox, tmp_path_factory: pytest.TempPathFa
     cli("--dbt-project", str(project), sandbox=demo_sandbox).summary()
     database = workdir / "lexful_warehouse.duckdb"
     return Warehouse(cli, project, {"LEXFUL_DUCKDB_PATH": str(database)})
+
+
+def current(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r["deleted_at"] is None]
+
+
+def expected_references(
+    sandbox: LexfulSandbox, loaded: list[str] | None = None
+) -> Counter[tuple[Any, ...]]:
+    """(source type, source id, reference, target id, target type, target status) for every
+    reference of every current asset of the ``loaded`` types (default: all), as the
+    server holds them."""
+    names = [t["name"] for t in sandbox.truth("asset_types")]
+    records = {name: sandbox.truth(name) for name in loaded or names}
+    where = {
+        r["id"]: (name, r["deleted_at"] is not None) for name in records for r in records[name]
+    }
+    found: Counter[tuple[Any, ...]] = Counter()
+    for name, rows in records.items():
+        for record in current(rows):
+            for reference, value in (record.get("references") or {}).items():
+                for target in value if isinstance(value, list) else [value]:
+                    if target is None:
+                        continue
+                    target_type, archived = where.get(target, (None, False))
+                    status = "not loaded" if target_type is None else "current"
+                    status = "archived" if archived else status
+                    found[(name, record["id"], reference, target, target_type, status)] += 1
+    return found
+
+
+def reachable(contact: dict[str, Any], *types: str) -> str | None:
+    """The first value of a contact method of the first of ``types`` the contact has."""
+    for kind in types:
+        for method in contact.get("contact_methods") or []:
+            if method["type"] == kind and (method.get("value") or "").strip():
+                return method["value"]
+    return None
+
+
+def asset_tables(sandbox: LexfulSandbox) -> dict[str, str]:
+    """Table -> Lexful name of every asset type, and organizations."""
+    names = [t["name"] for t in sandbox.truth("asset_types")]
+    return {"organizations": "organizations", **{table_name(n): n for n in names}}

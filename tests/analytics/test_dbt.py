@@ -14,8 +14,18 @@ import duckdb
 import psycopg2
 import pytest
 
+from lexful_source import dbt_models
 from lexful_source.sandbox import DatasetSize, LexfulSandbox
-from tests.analytics.conftest import DBT_PROJECT, DbtRun, Warehouse, copy_project, dbt
+from tests.analytics.conftest import (
+    DbtRun,
+    Warehouse,
+    asset_tables,
+    copy_project,
+    current,
+    dbt,
+    expected_references,
+    reachable,
+)
 from tests.connector.conftest import POSTGRES_URL, require_postgres
 from tests.connector.test_cli import Cli
 
@@ -28,6 +38,8 @@ NEW_TYPE = {
     "properties": [
         {"name": "carrier", "type": "string", "display_name": "Carrier", "required": False},
         {"name": "bandwidth_mbps", "type": "integer", "display_name": "Mbps", "required": False},
+        # named like a column the models add: it must neither replace nor hide that one
+        {"name": "is_archived", "type": "boolean", "display_name": "Retired", "required": False},
     ],
     "references": [
         {
@@ -51,10 +63,6 @@ def query(warehouse: Warehouse, sql: str) -> list[tuple[Any, ...]]:
     with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cursor:
         cursor.execute(sql)
         return cursor.fetchall()
-
-
-def current(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r["deleted_at"] is None]
 
 
 def build(warehouse: Warehouse) -> DbtRun:
@@ -101,49 +109,34 @@ def built_postgres(
         yield warehouse, build(warehouse)
     finally:
         with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cursor:
-            cursor.execute(f"drop schema if exists {dataset} cascade")
-            cursor.execute(f"drop schema if exists {models} cascade")
+            for schema in (dataset, f"{dataset}_staging", models):  # dlt stages merges
+                cursor.execute(f"drop schema if exists {schema} cascade")
 
 
-def expected_references(sandbox: LexfulSandbox) -> Counter[tuple[Any, ...]]:
-    """(source type, source id, reference, target id, target type, target status) for every
-    reference of every current asset, as the server holds them."""
-    types = [t["name"] for t in sandbox.truth("asset_types")]
-    records = {name: sandbox.truth(name) for name in types}
-    where = {r["id"]: (name, r["deleted_at"] is not None) for name in types for r in records[name]}
-    found: Counter[tuple[Any, ...]] = Counter()
-    for name in types:
-        for record in current(records[name]):
-            for reference, value in (record.get("references") or {}).items():
-                for target in value if isinstance(value, list) else [value]:
-                    if target is None:
-                        continue
-                    target_type, archived = where.get(target, (None, None))
-                    status = "not loaded" if target_type is None else "current"
-                    status = "archived" if archived else status
-                    found[(name, record["id"], reference, target, target_type, status)] += 1
-    return found
+def loaded_references(warehouse: Warehouse) -> Counter[tuple[Any, ...]]:
+    """asset_references as the key expected_references() uses."""
+    return Counter(
+        query(
+            warehouse,
+            "select source_asset_type, source_asset_id, reference_name, target_asset_id, "
+            "target_asset_type, target_status from analytics.asset_references",
+        )
+    )
 
 
 def expected_contacts(sandbox: LexfulSandbox) -> dict[str, tuple[Any, ...]]:
     """id -> (primary email, primary phone, organization name, location id)."""
     organizations = {o["id"]: o["name"] for o in sandbox.truth("organizations")}
 
-    def first(methods: list[dict[str, Any]], kind: str) -> str | None:
-        return next((m["value"] for m in methods if m["type"] == kind), None)
-
-    out = {}
-    for c in current(sandbox.truth("system.contact")):
-        methods = c.get("contact_methods") or []
-        phone = first(methods, "Phone") or first(methods, "Mobile")
-        location = (c.get("references") or {}).get("location")
-        out[c["id"]] = (
-            first(methods, "Email"),
-            phone,
+    return {
+        c["id"]: (
+            reachable(c, "Email"),
+            reachable(c, "Phone", "Mobile"),
             organizations.get(c["organization_id"]),
-            location,
+            (c.get("references") or {}).get("location"),
         )
-    return out
+        for c in current(sandbox.truth("system.contact"))
+    }
 
 
 def check_models_match_the_server(
@@ -165,14 +158,7 @@ def check_models_match_the_server(
     }
     assert assets == served
 
-    loaded = Counter(
-        query(
-            warehouse,
-            "select source_asset_type, source_asset_id, reference_name, target_asset_id, "
-            "target_asset_type, target_status from analytics.asset_references",
-        )
-    )
-    assert loaded == references
+    assert loaded_references(warehouse) == references
 
     contacts = {
         row[0]: row[1:]
@@ -201,30 +187,13 @@ def test_dbt_build_on_postgres_passes_and_its_models_match_the_server(
     check_models_match_the_server(warehouse, run, demo_sandbox)
 
 
-def test_the_committed_generated_models_are_what_the_demo_load_writes(
-    demo_duckdb: Warehouse,
-) -> None:
-    """dbt/models/generated/ is the demo's: a change to the generator shows up here."""
-    generated = Path("models") / "generated"
-
-    def files(root: Path) -> dict[str, str]:
-        base = root / generated
-        return {p.relative_to(base).as_posix(): p.read_text() for p in base.rglob("*.*")}
-
-    written, committed = files(demo_duckdb.project), files(DBT_PROJECT)
-    assert written.keys() == committed.keys()
-    stale = [name for name in written if written[name] != committed[name]]
-    assert not stale, f"regenerate with `make demo`: {stale}"
-
-
 def test_source_freshness_reads_the_newest_updated_at(
     demo_duckdb: Warehouse, built_duckdb: DbtRun, demo_sandbox: LexfulSandbox
 ) -> None:
     run = dbt(demo_duckdb.project, "source", "freshness", env=demo_duckdb.env)
     newest = {
-        t: max(r["updated_at"] for r in demo_sandbox.truth(name))
-        for t, name in [("organizations", "organizations")]
-        + [(t["name"].replace(".", "_"), t["name"]) for t in demo_sandbox.truth("asset_types")]
+        table: max(r["updated_at"] for r in demo_sandbox.truth(name))
+        for table, name in asset_tables(demo_sandbox).items()
     }
     measured = {r["unique_id"].rsplit(".", 1)[-1]: r["max_loaded_at"] for r in run.results}
     assert measured.keys() == newest.keys(), run.output
@@ -258,6 +227,7 @@ def test_a_custom_asset_type_appears_in_the_cross_type_models_after_the_next_loa
                 "name": f"Circuit {n}",
                 "carrier": "Fibre & Co",
                 "bandwidth_mbps": 100 * n,
+                "is_archived": n == 1,  # the property; the asset itself is current
                 "references": {"site": site if n < 3 else None},
             },
         ).id
@@ -279,15 +249,23 @@ def test_a_custom_asset_type_appears_in_the_cross_type_models_after_the_next_loa
         )
     ) == sorted((i, "site", site, "system.location") for i in created[:2])
     assert sorted(
-        query(warehouse, "select name, bandwidth_mbps from analytics.stg_lexful__network_circuit")
-    ) == [("Circuit 1", 100), ("Circuit 2", 200), ("Circuit 3", 300)]
+        query(
+            warehouse,
+            "select name, bandwidth_mbps, property_is_archived, is_archived "
+            "from analytics.base_lexful__network_circuit",
+        )
+    ) == [
+        ("Circuit 1", 100, True, False),
+        ("Circuit 2", 200, False, False),
+        ("Circuit 3", 300, False, False),
+    ]
 
 
 def test_an_account_without_asset_records_builds_empty_models(
     make_sandbox: Callable[..., LexfulSandbox], tmp_path: Path
 ) -> None:
-    """A new account: no asset type has a table yet, so the cross-type models are empty,
-    and contacts (which needs system.contact) is switched off as the README says."""
+    """A new account: no asset type has a table yet, so the cross-type models are empty and
+    there is no contacts model."""
     sandbox = make_sandbox(size=DatasetSize(contacts=0, locations=0, configurations=0, licenses=0))
     cli, project = Cli(tmp_path), copy_project(tmp_path / "dbt")
     env = {"LEXFUL_DUCKDB_PATH": str(tmp_path / "lexful_warehouse.duckdb")}
@@ -295,9 +273,46 @@ def test_an_account_without_asset_records_builds_empty_models(
     assert "dbt models for 0 asset types" in run.stdout, run.stdout
     assert not list((project / "models/generated").glob("stg_*.sql"))
     warehouse = Warehouse(cli, project, env)
-    built = dbt(project, "build", "--vars", "{lexful_contacts: false}", env=env)
+    built = dbt(project, "build", env=env)
     assert built.returncode == 0, built.output
     assert set(built.statuses().values()) == {"success", "pass"}
+    assert not [uid for uid in built.statuses() if uid.endswith(".contacts")]
     assert query(warehouse, "select count(*) from analytics.assets") == [(0,)]
     assert query(warehouse, "select count(*) from analytics.asset_references") == [(0,)]
     assert query(warehouse, "select count(*) from analytics.stg_lexful__organizations") != [(0,)]
+
+
+def test_references_to_types_left_out_of_the_load_are_reported_as_not_loaded(
+    make_sandbox: Callable[..., LexfulSandbox], tmp_path: Path
+) -> None:
+    """Contacts loaded without locations: every location reference points to a type the
+    load left out; dbt reports them (a warning), contacts still builds, without locations."""
+    sandbox = make_sandbox(contacts=200, seed=6)
+    cli, project = Cli(tmp_path), copy_project(tmp_path / "dbt")
+    warehouse = Warehouse(
+        cli, project, {"LEXFUL_DUCKDB_PATH": str(tmp_path / "lexful_warehouse.duckdb")}
+    )
+    cli("--asset-types", "system.contact", "--dbt-project", str(project), sandbox=sandbox).summary()
+    run = build(warehouse)
+    references = expected_references(sandbox, loaded=["system.contact"])
+    not_loaded = sum(n for key, n in references.items() if key[-1] == "not loaded")
+    assert not_loaded > 0
+    assert loaded_references(warehouse) == references
+    warned = [r for r in run.results if r["status"] == "warn"]
+    assert [r["failures"] for r in warned] == [not_loaded]
+    located = query(
+        warehouse, "select count(location_id), count(location_name) from analytics.contacts"
+    )
+    assert located == [(sum(n for k, n in references.items() if k[2] == "location"), 0)]
+
+
+def test_models_of_a_type_gone_from_the_load_are_removed(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "dbt")
+    license_type = dbt_models.AssetTable("software_license", "software_license", ())
+    contact = dbt_models.AssetTable("system.contact", "system_contact", ())
+    dbt_models.write([contact, license_type], project)
+    generated = project / dbt_models.GENERATED_DIR
+    assert (generated / "stg_lexful__software_license.sql").is_file()
+    assert dbt_models.write([contact], project) == 5  # 2 models gone, 3 files changed
+    assert not list(generated.glob("*software_license*"))
+    assert "software_license" not in (generated / "marts/assets_with_archived.sql").read_text()

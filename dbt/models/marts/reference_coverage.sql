@@ -4,8 +4,8 @@ select
     source_asset_type,
     reference_name,
     count(*) as references_total,
-    sum(case when target_status = 'current' then 1 else 0 end) as to_current,
-    sum(case when target_status = 'archived' then 1 else 0 end) as to_archived,
-    sum(case when target_status = 'not loaded' then 1 else 0 end) as to_not_loaded
+    count(*) filter (where target_status = 'current') as to_current,
+    count(*) filter (where target_status = 'archived') as to_archived,
+    count(*) filter (where target_status = 'not loaded') as to_not_loaded
 from {{ ref('asset_references') }}
 group by source_asset_type, reference_name
