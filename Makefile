@@ -29,7 +29,7 @@ dbt: setup
 	cd dbt && ../$(BIN)/dbt build
 
 notebooks: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 format: setup
 	$(BIN)/ruff format .
