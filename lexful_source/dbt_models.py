@@ -101,10 +101,12 @@ def write(tables: list[AssetTable], project_dir: Path) -> int:
         raise FileNotFoundError(f"{project_dir} is not a dbt project (no dbt_project.yml)")
     files = render(tables)
     changed = 0
-    for old in sorted(target.rglob("*")) if target.exists() else []:
+    for old in sorted(target.rglob("*"), reverse=True) if target.exists() else []:
         if old.is_file() and old.relative_to(target).as_posix() not in files:
             old.unlink()
             changed += 1
+        elif old.is_dir() and not any(old.iterdir()):  # children come first: reverse order
+            old.rmdir()
     for relative, text in files.items():
         path = target / relative
         if path.is_file() and path.read_text() == text:
@@ -281,9 +283,9 @@ def _models(tables: list[AssetTable]) -> dict[str, Any]:
             {
                 "name": "contacts",
                 "description": (
-                    "One row per current contact: its primary email (first Email method), "
-                    "primary phone (first Phone, else first Mobile), organization and "
-                    "location (macros/contacts.sql)."
+                    "One row per current contact: its primary email (first Email method "
+                    "with a value), primary phone (first Phone, else first Mobile, with a "
+                    "value), organization and location (macros/contacts.sql)."
                 ),
                 "columns": [
                     {"name": "id", "data_tests": ["unique", "not_null"]},

@@ -36,7 +36,14 @@
     A property named like an added column (a custom `is_archived`, say) keeps its value
     as property_<name>, so it neither replaces nor hides the model's own. -#}
 {%- macro _lexful_loaded_columns(relation, excluded, added) -%}
-    {%- for name in lexful_columns(relation, excluded) %}
+    {%- set names = lexful_columns(relation, excluded) -%}
+    {%- for name in names %}
+        {%- if name in added and 'property_' ~ name in names -%}
+            {{ exceptions.raise_compiler_error(
+                relation ~ " has both " ~ name ~ " and property_" ~ name ~ ": the model adds a "
+                ~ name ~ " column of its own and cannot rename the first; rename one in Lexful"
+            ) }}
+        {%- endif %}
     {{ adapter.quote(name) }}{% if name in added %} as {{ adapter.quote('property_' ~ name) }}{% endif %},
     {%- endfor %}
 {%- endmacro %}

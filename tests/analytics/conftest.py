@@ -27,7 +27,8 @@ DEMO_CONTACTS = 5000  # pipelines/lexful_pipeline.py --demo: the same seed and s
 
 def copy_project(to: Path) -> Path:
     """A copy of dbt/ to generate into and build in, so tests never touch the repository's."""
-    return Path(shutil.copytree(DBT_PROJECT, to, ignore=shutil.ignore_patterns("target", "logs")))
+    ignore = shutil.ignore_patterns("target", "logs", "generated", ".user.yml")  # a developer's
+    return Path(shutil.copytree(DBT_PROJECT, to, ignore=ignore))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -316,3 +317,43 @@ def test_models_of_a_type_gone_from_the_load_are_removed(tmp_path: Path) -> None
     assert dbt_models.write([contact], project) == 5  # 2 models gone, 3 files changed
     assert not list(generated.glob("*software_license*"))
     assert "software_license" not in (generated / "marts/assets_with_archived.sql").read_text()
+
+
+def test_contacts_builds_from_contacts_alone(
+    demo_duckdb: Warehouse, demo_sandbox: LexfulSandbox, tmp_path: Path
+) -> None:
+    """A load with contacts but none of their contact methods, references or locations
+    (the else-branch of every flag in macros/contacts.sql): contacts without them."""
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_duckdb.env["LEXFUL_DUCKDB_PATH"], database)
+    project = copy_project(tmp_path / "dbt")
+    dbt_models.write([dbt_models.AssetTable("system.contact", "system_contact", ())], project)
+    contacts = (project / dbt_models.GENERATED_DIR / "marts/contacts.sql").read_text()
+    assert "methods=false, references=false, locations=false" in contacts
+    warehouse = Warehouse(demo_duckdb.cli, project, {"LEXFUL_DUCKDB_PATH": str(database)})
+    build(warehouse)
+    rows = query(
+        warehouse,
+        "select count(*), count(primary_email), count(primary_phone), count(location_id), "
+        "count(organization_name) from analytics.contacts",
+    )
+    served = len(current(demo_sandbox.truth("system.contact")))
+    assert rows == [(served, 0, 0, 0, served)]
+
+
+def test_a_property_clash_that_cannot_be_renamed_fails_naming_both(
+    make_sandbox: Callable[..., LexfulSandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(contacts=20, seed=7)
+    flags = [{"name": n, "type": "boolean", "display_name": n, "required": False}
+             for n in ("is_archived", "property_is_archived")]  # fmt: skip
+    sandbox.store.add_asset_type({**NEW_TYPE, "properties": flags, "references": []})
+    organization = current(sandbox.truth("organizations"))[0]["id"]
+    sandbox.app.create_asset("network_circuit", {"organization_id": organization, "name": "x"})
+    cli, project = Cli(tmp_path), copy_project(tmp_path / "dbt")
+    cli("--dbt-project", str(project), sandbox=sandbox).summary()
+    run = dbt(
+        project, "build", env={"LEXFUL_DUCKDB_PATH": str(cli.workdir / "lexful_warehouse.duckdb")}
+    )
+    assert run.returncode == 1
+    assert "has both is_archived and property_is_archived" in run.output, run.output
