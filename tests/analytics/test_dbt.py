@@ -357,3 +357,23 @@ def test_a_property_clash_that_cannot_be_renamed_fails_naming_both(
     )
     assert run.returncode == 1
     assert "has both is_archived and property_is_archived" in run.output, run.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--dbt-project", "no_such_dir"], "--dbt-project no_such_dir: no dbt_project.yml there"),
+        (
+            ["--destination", "filesystem", "--dbt-project", "dbt"],
+            "--dbt-project needs a DuckDB or Postgres destination",
+        ),
+    ],
+)
+def test_a_dbt_project_that_cannot_be_written_fails_before_loading(
+    argv: list[str], says: str, make_sandbox: Callable[..., LexfulSandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(contacts=20, seed=8)
+    copy_project(tmp_path / "dbt")
+    line = Cli(tmp_path)(*argv, sandbox=sandbox).error()
+    assert says in line, line
+    assert sandbox.stats.requests == 0, "nothing is loaded when the models cannot be written"
