@@ -5,8 +5,8 @@ models whose shape depends on the catalogue are written by the pipeline after a 
 (``--dbt-project``): the sources for each asset table and its child tables, a base model
 (archived records included, flagged) and a staging model (current records only) for each,
 the models that span asset types, and ``contacts`` when the load has contacts. A custom
-type added in Lexful is in them after the next load. Each per-table model is one call of
-a macro in ``dbt/macros/``, which reads the table's columns when it runs, so the SQL
+type added in Lexful is in them after the next load. Each generated model is one call of
+a macro in ``dbt/macros/`` (those of one table read its columns when dbt runs), so the SQL
 itself is written once, by hand.
 """
 
@@ -29,8 +29,6 @@ HEADER = (
     "-- The pipeline rewrites it after each load run with --dbt-project.\n"
 )
 YAML_HEADER = "".join(f"#{line[2:]}\n" for line in HEADER.splitlines())
-# Columns the cross-type models take from every asset type.
-COMMON = ("asset_type", "id", "organization_id", "name", "created_at", "updated_at")
 # As for organizations in models/sources.yml.
 FRESHNESS_HOURS = {"warn_after": 24, "error_after": 7 * 24}
 CONTACTS = "system_contact"
@@ -138,62 +136,20 @@ def _contacts(tables: list[AssetTable]) -> str | None:
 
 
 def _assets_with_archived(tables: list[AssetTable]) -> str:
-    columns = ", ".join((*COMMON, "archived_at", "is_archived", "loaded_at"))
-    parts = [f"select {columns}\nfrom {{{{ ref('base_lexful__{t.table}') }}}}" for t in tables]
-    if not parts:
-        return f"{HEADER}{_empty_assets()}"
-    return HEADER + "\nunion all\n".join(parts) + "\n"
-
-
-def _empty_assets() -> str:
-    text, ts = "{{ dbt.type_string() }}", "{{ dbt.type_timestamp() }}"
-    types = {name: text for name in COMMON[:4]}
-    types.update(created_at=ts, updated_at=ts, archived_at=ts, is_archived="boolean", loaded_at=ts)
-    casts = ", ".join(f"cast(null as {t}) as {name}" for name, t in types.items())
-    return f"select {casts}\nwhere 1 = 0\n"
+    return _call_with_list(
+        "lexful_assets_with_archived", [f"'base_lexful__{t.table}'" for t in tables]
+    )
 
 
 def _asset_references(tables: list[AssetTable]) -> str:
-    parts = [
-        f"    select '{t.asset_type}' as source_asset_type, {PARENT_KEY} as source_asset_id, "
-        f"reference_name, {POSITION}, referenced_asset_id as target_asset_id\n"
-        f"    from {{{{ ref('stg_lexful__{t.references}') }}}}"
-        for t in tables
-        if t.references
-    ]
-    if not parts:
-        text = "{{ dbt.type_string() }}"
-        parts = [
-            f"    select cast(null as {text}) as source_asset_type, "
-            f"cast(null as {text}) as source_asset_id, cast(null as {text}) as reference_name, "
-            f"cast(null as {{{{ dbt.type_bigint() }}}}) as {POSITION}, "
-            f"cast(null as {text}) as target_asset_id\n    where 1 = 0"
-        ]
-    union = "\n    union all\n".join(parts)
-    return (
-        f"{HEADER}-- Every reference of every current asset, with where it points: a target "
-        "archived in Lexful,\n-- or not loaded at all (purged, or of a type not selected), "
-        "is reported in target_status.\n"
-        f"with refs as (\n{union}\n)\n"
-        "select\n"
-        "    refs.source_asset_type,\n"
-        "    refs.source_asset_id,\n"
-        "    source.name as source_asset_name,\n"
-        "    refs.reference_name,\n"
-        f"    refs.{POSITION},\n"
-        "    refs.target_asset_id,\n"
-        "    target.asset_type as target_asset_type,\n"
-        "    target.name as target_asset_name,\n"
-        "    case\n"
-        "        when target.id is null then 'not loaded'\n"
-        "        when target.is_archived then 'archived'\n"
-        "        else 'current'\n"
-        "    end as target_status\n"
-        "from refs\n"
-        "join {{ ref('assets_with_archived') }} as source on source.id = refs.source_asset_id\n"
-        "left join {{ ref('assets_with_archived') }} as target"
-        " on target.id = refs.target_asset_id\n"
-    )
+    pairs = [f"('{t.asset_type}', 'stg_lexful__{t.references}')" for t in tables if t.references]
+    return _call_with_list("lexful_asset_references", pairs)
+
+
+def _call_with_list(macro: str, items: list[str]) -> str:
+    """A macro call with one list argument, an item per line (macros/cross_type.sql)."""
+    listed = "".join(f"    {item},\n" for item in items)
+    return f"{HEADER}{{{{ {macro}([\n{listed}]) }}}}\n"
 
 
 def _sources(tables: list[AssetTable]) -> dict[str, Any]:
