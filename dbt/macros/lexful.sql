@@ -7,6 +7,13 @@
     to_timestamp(cast({{ column }} as {{ dbt.type_numeric() }}))
 {%- endmacro %}
 
+{#- A model that reads the pipeline's tables is a table, not a view: Postgres refuses to
+    drop a table a view depends on, and a --full-refresh of the pipeline drops its tables.
+    Models built on these can be views. -#}
+{% macro lexful_reads_loaded_tables() -%}
+    {{ config(materialized='table') }}
+{%- endmacro %}
+
 {#- A relation's columns, less dlt's bookkeeping (_dlt_*), this source's markers
     (_lexful_*) and those named. At parse time dbt only needs the model's dependencies,
     and a relation not built yet (`dbt compile` on an empty warehouse) has no columns:
@@ -51,6 +58,7 @@
 {#- Every record of an asset type, archived ones flagged: Lexful's deleted_at is when a
     record was archived. -#}
 {% macro lexful_base_asset(asset_type, table) -%}
+{{ lexful_reads_loaded_tables() }}
 {%- set relation = source('lexful_assets', table) -%}
 select
     '{{ asset_type }}' as asset_type,
@@ -73,6 +81,7 @@ where not is_archived
     marked _lexful_replaces_children only clear a parent's old items in Parquet datasets;
     DuckDB and Postgres never store them, and they are left out here all the same. -#}
 {% macro lexful_base_child(table) -%}
+{{ lexful_reads_loaded_tables() }}
 {%- set relation = source('lexful_assets', table) -%}
 select
     {{- _lexful_loaded_columns(relation, [], ['loaded_at']) }}

@@ -18,6 +18,7 @@ import pytest
 from lexful_source import dbt_models
 from lexful_source.sandbox import DatasetSize, LexfulSandbox
 from tests.analytics.conftest import (
+    DEMO_CONTACTS,
     DbtRun,
     Warehouse,
     asset_tables,
@@ -186,6 +187,23 @@ def test_dbt_build_on_postgres_passes_and_its_models_match_the_server(
 ) -> None:
     warehouse, run = built_postgres
     check_models_match_the_server(warehouse, run, demo_sandbox)
+
+
+@pytest.mark.postgres
+def test_a_full_refresh_on_postgres_is_not_blocked_by_the_dbt_models(
+    built_postgres: tuple[Warehouse, DbtRun], demo_sandbox: LexfulSandbox
+) -> None:
+    """A full refresh drops the pipeline's tables; Postgres refuses to drop a table a view
+    depends on, so the models that read them are tables."""
+    warehouse, _ = built_postgres
+    dataset = warehouse.env["LEXFUL_DATASET"]
+    again = warehouse.cli(
+        *("--destination", "postgres", "--dataset-name", dataset, "--full-refresh"),
+        sandbox=demo_sandbox,
+        env={"DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_URL},
+    )
+    assert again.rows()["system_contact"] == DEMO_CONTACTS
+    assert build(warehouse).returncode == 0
 
 
 def test_source_freshness_reads_the_newest_updated_at(

@@ -1,3 +1,4 @@
+{{ lexful_reads_loaded_tables() }}
 -- Every organization, archived ones flagged: for history, and for assets whose
 -- organization was archived after them.
 select

@@ -1,3 +1,4 @@
+{{ lexful_reads_loaded_tables() }}
 -- The catalogue: system and custom asset types, one row each.
 select
     id,

@@ -1,3 +1,4 @@
+{{ lexful_reads_loaded_tables() }}
 select
     id,
     email,
