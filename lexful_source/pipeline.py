@@ -26,6 +26,7 @@ from .client import PROCESS_STATS
 from .errors import ConfigurationError, LexfulError
 from .locking import exclusive_run
 from .parquet_views import create_views
+from .recovery import finish_interrupted_run
 from .resources import MARKER_ROWS, RECONCILED, SKIPPED, UNCHANGED
 from .settings import CATALOGUE_RESOURCES, PURGED
 from .timestamps import format_timestamp
@@ -182,14 +183,10 @@ def _run_load(
     if full_refresh:  # the refresh drops the reference tables too: load them again
         args["reload_reference_data"] = True
     source = lexful_source(**args)
-    counts: dict[str, int] = {}
-    if pipeline.has_pending_data and not full_refresh:
-        # A killed run left data extracted but not loaded: load it first, then read on,
-        # so this run still brings what changed since.
-        log.warning("loading what an interrupted run of '%s' left behind", pipeline_name)
-        with _quiet(destination):
-            counts.update(pipeline.normalize().row_counts)
-            pipeline.load()
+    # A killed run left data extracted but not loaded: load it first, then read on, so
+    # this run still brings what changed since.
+    with _quiet(destination):
+        counts = finish_interrupted_run(pipeline, destination, full_refresh)
     _run(pipeline, source, destination, "drop_sources" if full_refresh else None)
     for table, count in _row_counts(pipeline).items():
         counts[table] = counts.get(table, 0) + count

@@ -61,12 +61,13 @@ def incremental_resource(
     skip_forbidden: bool = False,
 ) -> DltResource:
     """Merge new and changed records; with ``detect_archives``, also those archived
-    without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it)."""
-    tables = TableWriter(spec)
+    without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it).
+    A first load appends instead (see ``TableWriter``)."""
     digest = partial(loaded_digest, spec)
 
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
+        tables = TableWriter(spec, first_load=_first_load(spec, state))
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
         ahead = client.concurrent_requests - 1
         changes = WindowScan(
@@ -162,6 +163,12 @@ def _note_skipped(name: str, exc: ApiError) -> None:
     SKIPPED[name] = str(exc)
 
 
+def _first_load(spec: TableSpec, state: dict[str, Any]) -> bool:
+    """No cursor, and no table in the schema: nothing of this type was ever loaded (a
+    first run, a full refresh, a type new in the catalogue)."""
+    return "cursor" not in state and spec.name not in dlt.current.source_schema().tables
+
+
 class TableWriter:
     """Pages of records into the spec's Arrow tables, each with its hints.
 
@@ -169,16 +176,23 @@ class TableWriter:
     handed to dlt in batches of BATCH_RECORDS parent rows, so dlt's cost per item (hints,
     schema checks) is paid once per batch. Every table gets its own hints variant: a
     variant starts from the resource's hints, so the resource itself carries none that
-    would leak into the child tables."""
+    would leak into the child tables.
 
-    def __init__(self, spec: TableSpec) -> None:
-        self.spec = spec
+    A ``first_load`` appends: the tables are empty and one run emits each record once, so
+    a merge would only copy every row through the staging dataset twice (it halves the
+    load step) and dedupe nothing. Its parents need no markers, as they have no children
+    to replace. The one way it could repeat rows, a load job run again after a crash,
+    is undone when the package is finished (recovery.py)."""
+
+    def __init__(self, spec: TableSpec, first_load: bool = False) -> None:
+        self.spec, self.first_load = spec, first_load
+        disposition = "append" if first_load else MERGE
         self.hints = {
             spec.name: dlt.mark.make_hints(
                 table_name=spec.name,
-                write_disposition=MERGE,
+                write_disposition=disposition,
                 primary_key="id",
-                columns=dlt_columns(spec.columns, primary_key="id"),
+                columns=dlt_columns(spec.columns, primary_key="id", merged=not first_load),
             )
         }
         self.hints.update(
@@ -186,11 +200,13 @@ class TableWriter:
                 child.name,
                 dlt.mark.make_hints(
                     table_name=child.name,
-                    write_disposition=MERGE,
+                    write_disposition=disposition,
                     merge_key=PARENT_KEY,
                     # a key lets dlt drop rows staged twice when a killed load is retried
                     primary_key=[PARENT_KEY, POSITION],
-                    columns=dlt_columns(child.all_columns, primary_key=[PARENT_KEY, POSITION]),
+                    columns=dlt_columns(
+                        child.all_columns, [PARENT_KEY, POSITION], merged=not first_load
+                    ),
                 ),
             )
             for child in spec.children
@@ -212,8 +228,12 @@ class TableWriter:
         for name, parts in pending.items():
             table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
             if MARKER in table.column_names:
-                with _MARKER_LOCK:
-                    MARKER_ROWS[name] += pc.sum(table[MARKER]).as_py() or 0
+                markers = pc.sum(table[MARKER]).as_py() or 0
+                if self.first_load and markers:
+                    table = table.filter(pc.invert(table[MARKER]))
+                elif markers:
+                    with _MARKER_LOCK:
+                        MARKER_ROWS[name] += markers
             yield dlt.mark.with_hints(table, self.hints[name], create_table_variant=True)
 
     def write(self, records: list[dict[str, Any]]) -> Iterator[Any]:

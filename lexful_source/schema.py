@@ -143,9 +143,11 @@ def organizations_spec() -> TableSpec:
 
 
 def dlt_columns(
-    columns: dict[str, str], primary_key: str | list[str] | None = None
+    columns: dict[str, str], primary_key: str | list[str] | None = None, merged: bool = True
 ) -> list[dict[str, Any]]:
-    """dlt column hints for a table: every column typed, nullable but the key."""
+    """dlt column hints for a table: every column typed, nullable but the key; the marker
+    and tombstone columns delete rows when the table is ``merged`` (dlt ignores, with a
+    warning, the hint on an appended one)."""
     keys = [primary_key] if isinstance(primary_key, str) else primary_key or []
     hints = []
     for name, data_type in columns.items():
@@ -156,7 +158,7 @@ def dlt_columns(
             hint.update(nullable=False, primary_key=True)
         if data_type == "timestamp":
             hint["timezone"] = True
-        if name in (MARKER, PURGED):
+        if merged and name in (MARKER, PURGED):
             hint["hard_delete"] = True
         hints.append(hint)
     return hints

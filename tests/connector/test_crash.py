@@ -34,12 +34,14 @@ from .truth import instant
 MakeSandbox = Callable[..., LexfulSandbox]
 CONTACTS_PATH = f"/v1/assets/{CONTACT}"
 KILL_AT = 3  # between pages: the server kills the child when it asks for this contacts page
-# Runs the command with a dlt method patched to SIGKILL the process when it is called with
-# an argument starting with a prefix (an empty prefix: on the first call).
+# Runs the command with a method patched to SIGKILL the process when it is called with
+# an argument starting with a prefix (an empty prefix: on the first call). The owner is a
+# class of the module, or "-" for a function of the module itself.
 DIE_IN = f"""
 import importlib, os, runpy, signal, sys
 module, owner, method, prefix, *argv = sys.argv[1:]
-cls = getattr(importlib.import_module(module), owner)
+cls = importlib.import_module(module)
+cls = cls if owner == "-" else getattr(cls, owner)
 original = getattr(cls, method)
 def die(self, *args, **kwargs):
     if any(str(a).startswith(prefix) for a in (*args, "")):
@@ -72,6 +74,9 @@ CRASHES = {
     "first load, between pages": case(Crash(False)),
     "incremental, between pages": case(Crash(True, changes_after=True)),
     "first load, before the load step": case(Crash(False, LOAD_STEP)),
+    # a first load appends (no staging): a job run again must not repeat its rows
+    "first load, in the load step, a job recorded": case(Crash(False, JOB_RECORDED)),
+    "first load, in the load step, a job not yet recorded": case(Crash(False, JOB_UNRECORDED)),
     "incremental, in the load step, a job recorded": case(Crash(True, JOB_RECORDED)),
     "incremental, in the load step, a job not yet recorded": case(Crash(True, JOB_UNRECORDED)),
     "incremental, before the load step, changes after": case(
@@ -122,8 +127,8 @@ class Command:
             "LOAD__WORKERS": "1",  # one job at a time: each crash point leaves one state
         }
 
-    def completes(self) -> None:
-        self.cli.python(str(COMMAND), *self.args, env=self.env).summary()
+    def completes(self, *extra: str) -> None:
+        self.cli.python(str(COMMAND), *self.args, *extra, env=self.env).summary()
 
     def killed(self, die_in: tuple[str, ...]) -> None:
         """A run killed by the server between pages, or by itself in a dlt method."""
@@ -222,3 +227,41 @@ def test_the_run_after_a_crash_completes_the_data(
     command.completes()
     check(loader, sandbox)
     assert_no_cursor_ahead(loader)
+
+
+def test_a_run_killed_while_removing_repeated_rows_leaves_that_to_the_next(
+    loader: Loader, make_sandbox: MakeSandbox
+) -> None:
+    """A first load killed after a job committed, before dlt noted it: the next run runs
+    that job again. Killed again before it removes the repeated rows, it leaves them; the
+    run after that removes them."""
+    sandbox = make_sandbox(contacts=400, clock=ManualClock("2026-02-01T09:00:00Z"))
+    command = Command(loader, sandbox)
+    command.killed(JOB_UNRECORDED)
+    command.killed(("lexful_source.recovery", "-", "remove_repeated_rows", ""))
+    table = CHILD_JOB.rstrip(".")  # the table whose job ran twice
+    methods = loader.tables([table])[table]
+    keys = [(r["asset_id"], r["position"]) for r in methods]
+    assert len(keys) > len(set(keys)), "the re-run job repeated no rows: nothing is tested"
+    command.completes()
+    check(loader, sandbox)
+    assert_no_cursor_ahead(loader)
+
+
+def test_a_full_refresh_after_a_crash_drops_what_the_killed_run_left(
+    loader: Loader, make_sandbox: MakeSandbox
+) -> None:
+    """dlt's run loads a pending package and returns without extracting: a full refresh
+    that let it would load the killed run's stale package and nothing since."""
+    clock = ManualClock("2026-02-01T09:00:00Z")
+    sandbox = make_sandbox(contacts=400, clock=clock)
+    command = Command(loader, sandbox)
+    loader.run(sandbox)
+    change_contacts(sandbox, clock, 50)
+    command.killed(LOAD_STEP)
+    assert loader.pipeline().has_pending_data
+    clock.advance(60)
+    change_contacts(sandbox, clock, 10)
+    command.completes("--full-refresh")
+    assert not loader.pipeline().has_pending_data
+    check(loader, sandbox)

@@ -103,3 +103,31 @@ def test_a_selection_loads_only_those_types(
     assert {t.split("__")[0] for t in loaded} == {"system_contact", "system_configuration"}
     requested = {r.path for r in sandbox.stats.log}
     assert f"/v1/assets/{LICENSE}" not in requested
+
+
+def staged_tables(loader: Loader) -> set[str]:
+    """The tables of the staging dataset, where dlt copies rows before a merge."""
+    with loader.pipeline().sql_client() as client:
+        rows = client.execute_sql(
+            "select table_name from information_schema.tables where table_schema = %s",
+            f"{loader.dataset}_staging",
+        )
+    return {r[0] for r in rows}
+
+
+def test_a_first_load_appends_and_the_next_one_merges(
+    sql_loader: Loader, make_sandbox: Callable[..., LexfulSandbox]
+) -> None:
+    """The first load has nothing to merge with: it skips the staging copy, which is half
+    of a load step; the next load merges edits, children included."""
+    clock = ManualClock("2026-02-01T09:00:00Z")
+    sandbox = make_sandbox(contacts=300, clock=clock)
+    sql_loader.run(sandbox)
+    assert not {t for t in staged_tables(sql_loader) if not t.startswith("_dlt")}
+    clock.advance(60)
+    live = [r["id"] for r in sandbox.truth(CONTACT, include_deleted=False)]
+    sandbox.app.edit_asset(CONTACT, live[0], {"contact_methods": [{"type": "Fax", "value": "2"}]})
+    sandbox.app.edit_asset(CONTACT, live[1], {"contact_methods": []})
+    sql_loader.run(sandbox)
+    assert "system_contact__contact_methods" in staged_tables(sql_loader)
+    check(sql_loader, sandbox)
