@@ -40,6 +40,10 @@ DEFAULT_PARQUET_DIR = "lexful_data"
 # with less memory.
 DUCKDB_SETTINGS = {"preserve_insertion_order": False}
 GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
+# dlt gzips text loader files (Postgres' CSV) by default: writing them took half of a
+# Postgres load. They are read back at once, on this machine; set it to false to keep
+# compressing (it saves disk in the load packages dlt keeps after loading).
+UNCOMPRESSED = "normalize.data_writer.disable_compression"
 
 
 @dataclass
@@ -161,6 +165,8 @@ def _run_load(
     reconcile: bool,
     dbt_project: str | Path | None,
 ) -> RunSummary:
+    if dlt.config.get(UNCOMPRESSED) is None:  # not set by the user
+        dlt.config[UNCOMPRESSED] = True
     dest, location = make_destination(destination, pipeline_name)
     if destination == "filesystem":
         location = f"{location.rstrip('/')}/{dataset_name}"

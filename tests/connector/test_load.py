@@ -7,11 +7,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 from lexful_source.sandbox import LexfulSandbox, ManualClock
 from lexful_source.sandbox.catalogue import CONFIGURATION, CONTACT, LICENSE
 
-from .conftest import Loader
+from .conftest import Loader, make_loader
 from .truth import assert_matches, expected_tables
 
 
@@ -131,3 +134,32 @@ def test_a_first_load_appends_and_the_next_one_merges(
     sql_loader.run(sandbox)
     assert "system_contact__contact_methods" in staged_tables(sql_loader)
     check(sql_loader, sandbox)
+
+
+@pytest.mark.parametrize("setting", [None, "false"])
+def test_postgres_loader_files_are_uncompressed_unless_configured(
+    setting: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_sandbox: Callable[..., LexfulSandbox],
+) -> None:
+    """Gzipping the CSV files took half of a Postgres load; a user's setting still wins."""
+    if setting is not None:
+        monkeypatch.setenv("NORMALIZE__DATA_WRITER__DISABLE_COMPRESSION", setting)
+    loader = next(make_loader("postgres", tmp_path, monkeypatch))
+    try:
+        sandbox = make_sandbox(contacts=50)
+        loader.run(sandbox)
+        check(loader, sandbox)
+        info = loader.pipeline().last_trace.last_load_info
+        files = [
+            Path(job.file_path)
+            for package in info.load_packages
+            for job in package.jobs["completed_jobs"]
+            if job.job_file_info.file_format == "csv"
+        ]
+        assert files, "no CSV loader files: nothing is tested"
+        gzipped = {f.name for f in files if f.read_bytes()[:2] == b"\x1f\x8b"}
+        assert gzipped == (set() if setting is None else {f.name for f in files})
+    finally:
+        loader.drop()
