@@ -90,6 +90,7 @@ def lexful_source(
     on_forbidden: str = "fail",
     reload_reference_data: bool = False,
     reconcile: dict[str, dict[str, str | None]] | None = None,
+    destination_tables: Sequence[str] | None = None,
 ) -> list[DltResource]:
     """Every asset type in the account (or those matching ``asset_types``), organizations,
     organization types, users and the asset-type catalogue.
@@ -115,6 +116,12 @@ def lexful_source(
     Reference data (the catalogue, users, organization types) is replaced only when it
     changed since the last load; ``reload_reference_data`` replaces it anyway (a full
     refresh sets it: it drops the tables after the source is built).
+
+    ``destination_tables`` (the tables the destination holds, less those a full refresh
+    drops; ``pipeline.run_load`` passes them) lets a type loaded for the first time
+    append instead of merge, which halves the load step. Without them every load merges:
+    an append is safe only where the run that follows a crash removes what a re-run load
+    job repeated, which ``run_load`` does.
     """
     _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
     _check_range("max_attempts", max_attempts, 1, 100)
@@ -173,7 +180,13 @@ def lexful_source(
     resources += catalogue_resources(client, int(page_size), skip_forbidden, reload)
     resources += [
         incremental_resource(
-            client, spec, start, int(page_size), bool(detect_archives), skip_forbidden
+            client,
+            spec,
+            start,
+            int(page_size),
+            bool(detect_archives),
+            skip_forbidden,
+            None if destination_tables is None else frozenset(destination_tables),
         )
         for spec in specs
     ]

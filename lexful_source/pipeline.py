@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import posixpath
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,8 +42,9 @@ DEFAULT_PARQUET_DIR = "lexful_data"
 DUCKDB_SETTINGS = {"preserve_insertion_order": False}
 GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
 # dlt gzips text loader files (Postgres' CSV) by default: writing them took half of a
-# Postgres load. They are read back at once, on this machine; set it to false to keep
-# compressing (it saves disk in the load packages dlt keeps after loading).
+# Postgres load, and they are read back at once, on this machine. A Postgres run turns
+# it off for the rest of its process unless the user set it (false keeps compressing,
+# which saves disk in the load packages dlt keeps after loading).
 UNCOMPRESSED = "normalize.data_writer.disable_compression"
 
 
@@ -165,7 +167,7 @@ def _run_load(
     reconcile: bool,
     dbt_project: str | Path | None,
 ) -> RunSummary:
-    if dlt.config.get(UNCOMPRESSED) is None:  # not set by the user
+    if destination == "postgres" and dlt.config.get(UNCOMPRESSED) is None:  # not set by the user
         dlt.config[UNCOMPRESSED] = True
     dest, location = make_destination(destination, pipeline_name)
     if destination == "filesystem":
@@ -188,11 +190,12 @@ def _run_load(
         args["asset_types"] = asset_types
     if full_refresh:  # the refresh drops the reference tables too: load them again
         args["reload_reference_data"] = True
-    source = lexful_source(**args)
-    # A killed run left data extracted but not loaded: load it first, then read on, so
-    # this run still brings what changed since.
+    # A killed run left data extracted but not loaded: load it first (a full refresh
+    # aborts it), then read on, so this run still brings what changed since.
     with _quiet(destination):
         counts = finish_interrupted_run(pipeline, destination, full_refresh)
+    args["destination_tables"] = _tables_kept(pipeline, destination, full_refresh)
+    source = lexful_source(**args)
     _run(pipeline, source, destination, "drop_sources" if full_refresh else None)
     for table, count in _row_counts(pipeline).items():
         counts[table] = counts.get(table, 0) + count
@@ -239,6 +242,27 @@ def _check_dbt_project(project: Path, destination: str) -> None:
             f"--dbt-project {project}: no dbt_project.yml there; point it at this "
             "repository's dbt/ folder, or a copy of it"
         )
+
+
+def _tables_kept(pipeline: dlt.Pipeline, destination: str, full_refresh: bool) -> list[str]:
+    """The tables the destination holds that this run will not drop: a type none of whose
+    tables are among them is loaded for the first time, and appends."""
+    if destination == "filesystem":
+        with pipeline.destination_client() as fs_client:
+            fs, root = fs_client.fs_client, fs_client.dataset_path  # type: ignore[attr-defined]
+            listed = fs.ls(root, detail=False) if fs.isdir(root) else []
+        held = {posixpath.basename(path.rstrip("/")) for path in listed}
+    else:
+        with pipeline.sql_client() as client:
+            dataset = client.make_qualified_table_name_path(None, quote=False)[-1]
+            rows = client.execute_sql(
+                "select table_name from information_schema.tables where table_schema = %s",
+                dataset,
+            )
+        held = {row[0] for row in rows or []}
+    if full_refresh and pipeline.default_schema_name:  # the refresh drops the schema's tables
+        held -= set(pipeline.default_schema.tables)
+    return sorted(held)
 
 
 def _run(pipeline: dlt.Pipeline, source: Any, destination: str, refresh: Any) -> None:

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -59,15 +59,16 @@ def incremental_resource(
     page_size: int,
     detect_archives: bool = True,
     skip_forbidden: bool = False,
+    destination_tables: Collection[str] | None = None,
 ) -> DltResource:
     """Merge new and changed records; with ``detect_archives``, also those archived
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it).
-    A first load appends instead (see ``TableWriter``)."""
+    A first load appends instead (see ``TableWriter`` and ``_first_load``)."""
     digest = partial(loaded_digest, spec)
 
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
-        tables = TableWriter(spec, first_load=_first_load(spec, state))
+        tables = TableWriter(spec, first_load=_first_load(spec, state, destination_tables))
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
         ahead = client.concurrent_requests - 1
         changes = WindowScan(
@@ -163,10 +164,21 @@ def _note_skipped(name: str, exc: ApiError) -> None:
     SKIPPED[name] = str(exc)
 
 
-def _first_load(spec: TableSpec, state: dict[str, Any]) -> bool:
-    """No cursor, and no table in the schema: nothing of this type was ever loaded (a
-    first run, a full refresh, a type new in the catalogue)."""
-    return "cursor" not in state and spec.name not in dlt.current.source_schema().tables
+def _first_load(
+    spec: TableSpec, state: dict[str, Any], destination_tables: Collection[str] | None
+) -> bool:
+    """Nothing of this type was ever loaded (a first run, a full refresh, a type new in
+    the catalogue): no cursor, and none of its tables in the schema or the destination.
+    The destination has the last word: a killed package dropped by a full refresh,
+    another pipeline on the same dataset or a lost working directory leave rows that
+    the local state does not know of, and appending to them would repeat them. Without
+    the destination's tables (``None``: the source run outside ``run_load``, which
+    alone finishes killed runs) every load merges."""
+    if destination_tables is None or "cursor" in state:
+        return False
+    schema = dlt.current.source_schema()
+    names = {schema.naming.normalize_table_identifier(t) for t in spec.table_names}
+    return names.isdisjoint(schema.tables) and names.isdisjoint(destination_tables)
 
 
 class TableWriter:

@@ -55,6 +55,10 @@ class TableSpec:
     keys: dict[str, str]  # normalized column -> key in the record
     children: tuple[ChildTable, ...] = ()
 
+    @property
+    def table_names(self) -> list[str]:
+        return [self.name, *(child.name for child in self.children)]
+
 
 def table_name(type_name: str) -> str:
     """``system.contact`` -> ``system_contact``, by dlt's own naming convention."""

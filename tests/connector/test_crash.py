@@ -265,3 +265,33 @@ def test_a_full_refresh_after_a_crash_drops_what_the_killed_run_left(
     command.completes("--full-refresh")
     assert not loader.pipeline().has_pending_data
     check(loader, sandbox)
+
+
+def test_a_full_refresh_after_a_first_load_killed_in_the_load_step_repeats_nothing(
+    loader: Loader, make_sandbox: MakeSandbox
+) -> None:
+    """The refresh aborts the killed package, which rewinds the schema to before it: the
+    table a job had committed to is not in the schema, so the refresh does not drop it,
+    and must not append to it either (pipeline._tables_kept)."""
+    sandbox = make_sandbox(contacts=400, clock=ManualClock("2026-02-01T09:00:00Z"))
+    command = Command(loader, sandbox)
+    command.killed(JOB_UNRECORDED)
+    table = CHILD_JOB.rstrip(".")
+    assert loader.tables([table])[table], "no job had committed: nothing is tested"
+    command.completes("--full-refresh")
+    check(loader, sandbox)
+
+
+def test_a_reference_table_job_run_twice_repeats_no_row(
+    loader: Loader, make_sandbox: MakeSandbox
+) -> None:
+    """dlt empties a replaced table once per package, not once per job: the users job,
+    committed but not noted done when the run was killed, runs again in the next."""
+    sandbox = make_sandbox(contacts=100)
+    command = Command(loader, sandbox)
+    command.killed((*PACKAGE, "save_pending_transition", "users."))
+    assert loader.tables(["users"])["users"], "the users job had not committed: nothing is tested"
+    command.completes()
+    ids = [row["id"] for row in loader.tables(["users"])["users"]]
+    assert sorted(ids) == sorted(u["id"] for u in sandbox.truth("users"))
+    check(loader, sandbox)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lexful_source import lexful_source
 from lexful_source.sandbox import LexfulSandbox, ManualClock
 from lexful_source.sandbox.catalogue import CONFIGURATION, CONTACT, LICENSE
 
@@ -133,6 +134,34 @@ def test_a_first_load_appends_and_the_next_one_merges(
     sandbox.app.edit_asset(CONTACT, live[1], {"contact_methods": []})
     sql_loader.run(sandbox)
     assert "system_contact__contact_methods" in staged_tables(sql_loader)
+    check(sql_loader, sandbox)
+
+
+def test_a_source_run_outside_run_load_merges_from_its_first_load(
+    sql_loader: Loader, make_sandbox: Callable[..., LexfulSandbox]
+) -> None:
+    """Only run_load removes the rows a load job re-run after a crash repeats, so a bare
+    pipeline.run never appends: its first load goes through the staging dataset too."""
+    sandbox = make_sandbox(contacts=50)
+    sql_loader.pipeline().run(lexful_source(**sandbox.credentials), loader_file_format="parquet")
+    assert "system_contact" in staged_tables(sql_loader)
+    assert len(sql_loader.tables(["system_contact"])["system_contact"]) == 50
+
+
+def test_a_type_whose_tables_the_destination_holds_merges_though_the_state_is_new(
+    sql_loader: Loader,
+    make_sandbox: Callable[..., LexfulSandbox],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The local state is not the last word on what was loaded: here the pipeline's
+    working directory is lost and not restored, and the run, finding its tables in the
+    destination, merges into them instead of appending a second copy."""
+    sandbox = make_sandbox(contacts=50)
+    sql_loader.run(sandbox)
+    sql_loader.pipeline().drop()  # the working directory only, not the dataset
+    monkeypatch.setenv("RESTORE_FROM_DESTINATION", "false")
+    sql_loader.run(sandbox)
+    assert "system_contact" in staged_tables(sql_loader)
     check(sql_loader, sandbox)
 
 
