@@ -7,7 +7,7 @@ and glibc raised its thresholds after the first large frees, after which it neit
 returned freed memory nor served large blocks from mappings it could give back. With
 Arrow on its jemalloc pool and glibc's thresholds held at their initial values, the read
 stays flat (about 420 MB at a million contacts instead of 600 and rising) and is no
-slower. DuckDB's own memory is bounded in pipeline.DUCKDB_SETTINGS.
+slower. DuckDB bounds its own memory on a first load (pipeline.FIRST_LOAD_MEMORY_LIMIT).
 """
 
 from __future__ import annotations
