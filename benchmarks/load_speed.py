@@ -313,7 +313,7 @@ def change_records(server: dict[str, str], share: float, seed: int = 7) -> int:
 
 # ---- the report -------------------------------------------------------------------------
 
-RUN_ONCE = {"rest_api_default"}  # two minutes a run, and far from the bar either way
+RUN_ONCE = {"rest_api_default"}  # one to three minutes a run
 FULL_LOADS = ["floor", "duckdb", "postgres", "parquet", "rest_api_tuned", "rest_api_default"]
 LABELS = {
     "floor": "floor: fetch and parse every page (httpx + orjson), load nothing",

@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dlt
 from dlt.common.schema.utils import get_columns_names_with_prop
@@ -57,10 +58,11 @@ def finish_interrupted_run(
         log.warning("loading what an interrupted run of '%s' left behind", pipeline.pipeline_name)
         counts.update(pipeline.normalize().row_counts)
         if destination in ROW_ADDRESS:
-            tables = set(_appended_tables(pipeline)) | set(_noted(note))
+            jobs = list(_pending_jobs(pipeline))
+            tables = set(_appended_tables(pipeline, jobs)) | set(_noted(note))
             if tables:
                 _write_atomically(note, json.dumps(sorted(tables)))
-            _empty_replaced_tables(pipeline)
+            _empty_replaced_tables(pipeline, jobs)
         pipeline.load()
     if note.exists() and destination in ROW_ADDRESS:
         remove_repeated_rows(pipeline, ROW_ADDRESS[destination], _noted(note))
@@ -86,13 +88,13 @@ def _pending_jobs(pipeline: dlt.Pipeline) -> Iterator[tuple[str, str]]:
             yield from ((state, job.job_file_info.table_name) for job in jobs)
 
 
-def _appended_tables(pipeline: dlt.Pipeline) -> list[str]:
-    """The keyed tables that packages waiting to be loaded append to."""
+def _appended_tables(pipeline: dlt.Pipeline, jobs: list[tuple[str, str]]) -> list[str]:
+    """The keyed tables that the pending ``jobs`` append to."""
     schema = pipeline.default_schema
     return sorted(
         {
             name
-            for _, name in _pending_jobs(pipeline)
+            for _, name in jobs
             if name in schema.tables
             and schema.tables[name].get("write_disposition") == "append"
             and get_columns_names_with_prop(schema.tables[name], "primary_key")
@@ -100,10 +102,10 @@ def _appended_tables(pipeline: dlt.Pipeline) -> list[str]:
     )
 
 
-def _empty_replaced_tables(pipeline: dlt.Pipeline) -> None:
-    """Empty each replaced table that pending jobs write and none of whose jobs
+def _empty_replaced_tables(pipeline: dlt.Pipeline, jobs: list[tuple[str, str]]) -> None:
+    """Empty each replaced table that pending ``jobs`` write and none of whose jobs
     completed: all of them run now, and one may have committed before the kill."""
-    schema, jobs = pipeline.default_schema, list(_pending_jobs(pipeline))
+    schema = pipeline.default_schema
     completed = {name for state, name in jobs if state == "completed_jobs"}
     tables = sorted(
         {
@@ -118,9 +120,13 @@ def _empty_replaced_tables(pipeline: dlt.Pipeline) -> None:
         return
     with pipeline.destination_client() as job_client:
         client = job_client.sql_client  # type: ignore[attr-defined]
-        for table, columns in job_client.get_storage_tables(tables):  # type: ignore[attr-defined]
-            if columns:
-                client.execute_sql(f"delete from {client.make_qualified_table_name(table)}")
+        for table in _held(job_client, tables):
+            client.execute_sql(f"delete from {client.make_qualified_table_name(table)}")
+
+
+def _held(job_client: Any, tables: list[str]) -> set[str]:
+    """Those of ``tables`` the destination has (one may be gone since it was noted)."""
+    return {table for table, columns in job_client.get_storage_tables(tables) if columns}
 
 
 def remove_repeated_rows(pipeline: dlt.Pipeline, row_address: str, tables: list[str]) -> None:
@@ -128,7 +134,7 @@ def remove_repeated_rows(pipeline: dlt.Pipeline, row_address: str, tables: list[
     schema = pipeline.default_schema
     with pipeline.destination_client() as job_client:
         client = job_client.sql_client  # type: ignore[attr-defined]
-        held = {t for t, columns in job_client.get_storage_tables(tables) if columns}  # type: ignore[attr-defined]
+        held = _held(job_client, tables)
         for table in tables:
             if table not in schema.tables or table not in held:
                 continue  # dropped since the note was written
