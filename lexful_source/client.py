@@ -172,8 +172,15 @@ class LexfulClient:
             limited=False,
         )
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET a JSON document; raises ApiError or MalformedResponseError naming the request."""
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> Any:
+        """GET a JSON document; raises ApiError or MalformedResponseError naming the request.
+        ``decode`` reads the body first, in a faster way of its own; when it returns None,
+        the body is parsed with orjson as usual."""
         where = describe("GET", path, params)
         response = self._send(lambda: self._http.get(path, params=params, auth=self.auth), where)
         if response.status_code != 200:
@@ -183,6 +190,8 @@ class LexfulClient:
                 status=response.status_code,
                 endpoint=where,
             )
+        if decode is not None and (decoded := decode(response.content)) is not None:
+            return decoded
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:

@@ -30,24 +30,40 @@ from queue import Full, Queue
 from typing import Any
 
 from .client import LexfulClient, describe
+from .decoding import DecodedPage, PageDecoder
 from .errors import MalformedResponseError, PaginationError
 from .timestamps import format_timestamp, parse_timestamp
 
 
 @dataclass
 class Page:
-    items: list[dict[str, Any]]
+    records: list[dict[str, Any]] | DecodedPage
     total: int | None
     offset: int
 
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The records; a decoded page makes them here, on the thread that reads them."""
+        records = self.records
+        return records.items if isinstance(records, DecodedPage) else records
+
 
 def fetch_page(
-    client: LexfulClient, path: str, params: Mapping[str, Any], offset: int, limit: int
+    client: LexfulClient,
+    path: str,
+    params: Mapping[str, Any],
+    offset: int,
+    limit: int,
+    decode: PageDecoder | None = None,
 ) -> Page:
-    """One list request, checked against the documented response shape."""
+    """One list request, checked against the documented response shape. With ``decode``
+    a page it can read comes parsed by Arrow (decoding.py); any other as orjson's dicts."""
     query = {**params, "limit": limit, "offset": offset}
-    doc = client.get_json(path, query)
+    doc = client.get_json(path, query, decode)
     where = describe("GET", path, query)
+    if isinstance(doc, DecodedPage):
+        doc.where = where
+        return Page(doc, doc.total, offset)
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise MalformedResponseError(f"{where}: response has no 'items' list (got {keys})")
@@ -108,6 +124,7 @@ class WindowScan:
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
     prefetch: int = 0  # pages read ahead of the one being converted (see read_ahead)
+    decode: PageDecoder | None = None  # reads pages straight to tables (decoding.py)
     cursor: datetime | None = None
     versions_at_cursor: dict[str, str] = field(default_factory=dict)
     records: int = 0
@@ -120,7 +137,7 @@ class WindowScan:
         self._emitted: set[str] = set()  # this run's ids: a step back re-reads some
 
     def _fetch(self, params: Mapping[str, Any], offset: int) -> Page:
-        return fetch_page(self.client, self.path, params, offset, self.page_size)
+        return fetch_page(self.client, self.path, params, offset, self.page_size, self.decode)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         since, key = format_timestamp(self.since), self.cursor_field

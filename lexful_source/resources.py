@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import dlt
@@ -25,11 +24,12 @@ import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from .client import LexfulClient
+from .decoding import PageDecoder, full_record, page_tables
 from .errors import ApiError
 from .paging import WindowScan, fetch_page, scan_all
 from .schema import TableSpec, dlt_columns
 from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, POSITION, PURGED
-from .tables import build_tables, loaded_digest
+from .tables import loaded_digest
 from .timestamps import format_timestamp, parse_timestamp
 
 log = logging.getLogger("lexful_source")
@@ -64,15 +64,24 @@ def incremental_resource(
     """Merge new and changed records; with ``detect_archives``, also those archived
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it).
     A first load appends instead (see ``TableWriter`` and ``_first_load``)."""
-    digest = partial(loaded_digest, spec)
+
+    def digest(record: dict[str, Any]) -> str:
+        return loaded_digest(spec, full_record(record))
 
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
         tables = TableWriter(spec, first_load=_first_load(spec, state, destination_tables))
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
-        ahead = client.concurrent_requests - 1
+        ahead, decode = client.concurrent_requests - 1, PageDecoder(spec)
         changes = WindowScan(
-            client, spec.path, since, _versions(state, ""), page_size, digest, prefetch=ahead
+            client,
+            spec.path,
+            since,
+            _versions(state, ""),
+            page_size,
+            digest,
+            prefetch=ahead,
+            decode=decode,
         )
         watching = detect_archives and "archive_cursor" in state
         seeding = detect_archives and not watching and since == start  # a first run
@@ -119,6 +128,7 @@ def incremental_resource(
             digest,
             cursor_field="deleted_at",
             prefetch=ahead,
+            decode=decode,
         )
         held: list[datetime] = []  # archived after this run emitted them: load next run
         for page in archives:
@@ -228,7 +238,7 @@ class TableWriter:
 
     def add(self, page: list[dict[str, Any]]) -> Iterator[Any]:
         """Convert a page; yields a batch when enough rows are pending."""
-        for name, table in build_tables(self.spec, page):
+        for name, table in page_tables(self.spec, page):
             self._pending.setdefault(name, []).append(table)
         self._rows += len(page)
         if self._rows >= BATCH_RECORDS:

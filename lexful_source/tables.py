@@ -94,7 +94,7 @@ def parent_table(
     for column, data_type in spec.columns.items():
         array = None
         if converted is not None and column in fast:
-            array = _finish(converted[column], data_type)
+            array = finish_column(converted[column], data_type)
         if array is None:
             values = [r.get(spec.keys[column]) for r in records]
             array = column_array(values, data_type, f"{spec.name}.{column}")
@@ -143,7 +143,7 @@ def _struct_fields(
     return {column: struct.field(i) for i, column in enumerate(fast)}
 
 
-def _finish(raw: pa.Array, data_type: str) -> pa.Array | None:
+def finish_column(raw: pa.Array, data_type: str) -> pa.Array | None:
     """A raw column as its final type; None when Arrow's parsing differs from ours (a
     naive or nanosecond timestamp, a datetime in a date column): the caller then
     converts that column value by value."""
@@ -168,6 +168,10 @@ def child_table(
             columns = _fast_child_columns(child, records)
     if columns is None:
         columns = _child_columns(child, records)
+    return child_arrow_table(child, columns)
+
+
+def child_arrow_table(child: ChildTable, columns: dict[str, pa.Array]) -> pa.Table:
     arrays = [columns[c] for c in child.all_columns]
     keys = (PARENT_KEY, POSITION)  # the child table's primary key: never null
     fields = [
@@ -221,17 +225,25 @@ def _fast_child_columns(
         lists = pa.array(values, pa.list_(item_type))
     except _REFUSED:
         return None
+    ids = pa.array([r["id"] for r in records], pa.string())
+    return list_child_columns(child, lists, ids)
+
+
+def list_child_columns(
+    child: ChildTable, lists: pa.ListArray, ids: pa.Array
+) -> dict[str, pa.Array] | None:
+    """Child rows from each parent's list already in Arrow (``ids`` are the parents'),
+    or None when a value needs the value-by-value path."""
     items = lists.flatten()
     if child.scalar:
         raw = [items]
     else:
         if items.null_count:  # a null item: the value-by-value path keeps it as a row
             return None
-        raw = [items.field(i) for i in range(len(child.columns))]
-    finished = [_finish(a, t) for a, t in zip(raw, child.columns.values(), strict=True)]
+        raw = [pc.struct_field(items, child.item_keys[c]) for c in child.columns]
+    finished = [finish_column(a, t) for a, t in zip(raw, child.columns.values(), strict=True)]
     if any(a is None for a in finished):
         return None
-    ids = pa.array([r["id"] for r in records], pa.string())
     parents = pc.list_parent_indices(lists)
     offsets = np.asarray(lists.offsets)[:-1]
     positions = np.arange(len(items), dtype=np.int64) - offsets[np.asarray(parents)]
@@ -261,10 +273,16 @@ def _child_items(child: ChildTable, record: dict[str, Any]) -> Iterator[dict[str
             yield {column: source.get(key) for column, key in child.item_keys.items()}
 
 
+def _name(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
 def _reference_pairs(value: Any) -> Iterator[tuple[str, Any]]:
     """(reference name, target id) from each form a record's references take: an id, a
-    list of ids, an object with an id, or null."""
-    for name, target in value.items() if isinstance(value, dict) else ():
+    list of ids, an object with an id, or null. Names come in sorted order: a JSON
+    object's keys have none, so the positions must not follow the order a response
+    happens to use (``decoding.py`` reads the names in that order too)."""
+    for name, target in sorted(value.items(), key=_name) if isinstance(value, dict) else ():
         for asset in target if isinstance(target, list) else (target,):
             if asset is not None:
                 yield name, asset.get("id") if isinstance(asset, dict) else asset

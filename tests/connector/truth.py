@@ -71,7 +71,8 @@ def expected_tables(sandbox: LexfulSandbox) -> dict[str, list[dict[str, Any]]]:
                 for position, item in enumerate(record.get(prop) or []):
                     children[prop].append({"asset_id": record["id"], "position": position, **item})
             position = 0
-            for ref_name, target in (record.get("references") or {}).items():
+            # positions follow the reference names' order, not the response's key order
+            for ref_name, target in sorted((record.get("references") or {}).items()):
                 for target_id in target if isinstance(target, list) else [target]:
                     if target_id is not None:
                         refs.append({"asset_id": record["id"], "position": position,

@@ -1,0 +1,341 @@
+"""List pages from the response body straight to Arrow tables, without Python dicts.
+
+Parsing a page into dicts and then converting the dicts to Arrow cost about as much as
+the whole rest of a load, and all of it under the interpreter lock, so the read-ahead
+thread and the conversion took turns on one core. ``pyarrow.json`` parses the body in
+C++ without the lock and gives the columns typed. Paging still needs each record's id
+and timestamps, and a digest needs the whole record for the few records at a cursor:
+``LightRecord`` carries the first and parses the page with orjson only when asked.
+
+This path is an exact shortcut or nothing. A page it cannot read exactly as the dict
+path would (a value of another type, a timestamp Arrow parses differently, a column
+kept as JSON text, a body orjson would refuse) decodes to None, and the caller parses
+that page with orjson as before (``tables.build_tables``). The exactness tests hold
+both paths to the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from .errors import MalformedResponseError
+from .schema import TableSpec
+from .settings import MARKER, MARKER_POSITION, PARENT_KEY, POSITION
+from .tables import (
+    RAW_TYPES,
+    build_tables,
+    child_arrow_table,
+    finish_column,
+    list_child_columns,
+)
+
+# Integers are exact here, unlike from Python objects: Arrow's JSON reader refuses 5.5
+# and 5.0 for an int64 field (the dict path then loads 5.0 as 5 and names 5.5).
+DECODED_TYPES: dict[str, pa.DataType] = {**RAW_TYPES, "bigint": pa.int64()}
+# Bodies orjson refuses that Arrow's reader would take: NaN and Infinity literals and a
+# byte-order mark. Either word inside a string only sends the page the slower way.
+_NOT_JSON = (b"NaN", b"Infinity")
+_BOM = b"\xef\xbb\xbf"
+_REFUSED = (pa.ArrowException, ValueError, TypeError, KeyError)
+LIGHT_KEYS = ("id", "updated_at", "deleted_at")
+
+
+class LightRecord(dict):  # type: ignore[type-arg]
+    """A decoded record's id, ``updated_at`` and ``deleted_at``: what paging reads of
+    every record. ``full()`` is the whole record, parsed on first use of its page."""
+
+    __slots__ = ("page", "row")
+    page: DecodedPage
+    row: int
+
+    def full(self) -> dict[str, Any]:
+        return self.page.records()[self.row]
+
+
+def full_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The whole record, whichever path read it."""
+    return record.full() if isinstance(record, LightRecord) else record
+
+
+class DecodedPage:
+    """A list answer Arrow's reader parsed. Its ``total`` is known at once, which is all
+    the read-ahead thread needs to ask for the next page; its records and tables are
+    made when the reader first asks for ``items``, on the reader's thread, so the
+    requests wait for the parse alone. A page whose records the decoder cannot make
+    exactly becomes dicts parsed by orjson, as if never decoded."""
+
+    def __init__(self, decoder: PageDecoder, raw: bytes, total: int, parsed: pa.Array) -> None:
+        self.decoder, self.raw, self.total = decoder, raw, total
+        self.where = "a list request"  # fetch_page names the request
+        self.tables: list[tuple[str, pa.Table]] = []
+        self.child_rows: dict[str, np.ndarray] = {}  # child table -> page row of each row
+        self._parsed: pa.Array | None = parsed
+        self._items: list[dict[str, Any]] | None = None
+        self._records: list[dict[str, Any]] | None = None
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        if self._items is None:
+            parsed, self._parsed = self._parsed, None
+            made = self.decoder.records(self, parsed) if parsed is not None else None
+            self._items = self.records() if made is None else made
+        return self._items
+
+    def records(self) -> list[dict[str, Any]]:
+        """The page's records as orjson parses them."""
+        if self._records is None:
+            try:
+                self._records = orjson.loads(self.raw)["items"]
+            except orjson.JSONDecodeError:
+                where = self.where
+                raise MalformedResponseError(f"{where} answered a body that is not JSON") from None
+        return self._records
+
+    def rows(self, rows: list[int]) -> list[tuple[str, pa.Table]]:
+        """The tables for these page rows (in page order) and their child rows."""
+        if len(rows) == len(self.items):
+            return self.tables
+        keep = np.asarray(rows, dtype=np.int64)
+        (name, parent), *children = self.tables
+        chosen = [(name, parent.take(pa.array(keep)))]
+        for child, table in children:
+            mask = np.isin(self.child_rows[child], keep)
+            chosen.append((child, table.filter(pa.array(mask))))
+        return chosen
+
+
+class PageDecoder:
+    """Decodes one spec's list pages; ``None`` for a page the dict path must take."""
+
+    def __init__(self, spec: TableSpec) -> None:
+        self.spec = spec
+        self.schema = _page_schema(spec)
+
+    def __call__(self, raw: bytes) -> DecodedPage | None:
+        """The parse, on the thread that fetched the page (Arrow's reader releases the
+        interpreter lock); None when the body is not one the reader takes as orjson would."""
+        if self.schema is None or raw.startswith(_BOM) or any(w in raw for w in _NOT_JSON):
+            return None
+        try:
+            doc = pj.read_json(
+                pa.BufferReader(raw),
+                read_options=pj.ReadOptions(use_threads=False, block_size=len(raw) + 1),
+                parse_options=pj.ParseOptions(
+                    explicit_schema=self.schema, unexpected_field_behavior="infer"
+                ),
+            )
+        except _REFUSED:
+            return None
+        if doc.num_rows != 1 or doc.column("items").null_count:
+            return None
+        total = doc.column("total")[0].as_py()
+        if total is None:
+            return None  # null or missing: the dict path tells which
+        return DecodedPage(self, raw, total, doc.column("items").chunk(0).flatten())
+
+    def records(self, page: DecodedPage, items: pa.Array) -> list[dict[str, Any]] | None:
+        """The page's light records, with its tables made; None when the dict path must
+        make them (a null item or id, a value the tables cannot take exactly)."""
+        try:
+            return self._records(page, items)
+        except _REFUSED:
+            return None
+
+    def _records(self, page: DecodedPage, items: pa.Array) -> list[dict[str, Any]] | None:
+        if items.null_count:
+            return None
+        ids = pc.struct_field(items, "id")
+        light = [pc.struct_field(items, key) for key in LIGHT_KEYS]
+        if ids.null_count or light[1].null_count or pc.any(pc.equal(ids, "")).as_py():
+            return None
+        tables = self._tables(items, ids)
+        if tables is None:
+            return None
+        page.tables, page.child_rows = tables
+        return _light_records(page, *(column.to_pylist() for column in light))
+
+    def _tables(
+        self, items: pa.StructArray, ids: pa.Array
+    ) -> tuple[list[tuple[str, pa.Table]], dict[str, np.ndarray]] | None:
+        spec = self.spec
+        arrays = []
+        for column, data_type in spec.columns.items():
+            array = finish_column(pc.struct_field(items, spec.keys[column]), data_type)
+            if array is None:
+                return None
+            arrays.append(array)
+        fields = [
+            pa.field(c, a.type, nullable=c != "id")
+            for c, a in zip(spec.columns, arrays, strict=True)
+        ]
+        tables = [(spec.name, pa.Table.from_arrays(arrays, schema=pa.schema(fields)))]
+        child_rows = {}
+        for child in spec.children:
+            if child.field == "references":
+                columns = _reference_columns(items, ids)
+            else:
+                lists = pc.struct_field(items, child.field)
+                columns = list_child_columns(child, lists, ids)
+                if columns is not None:
+                    columns[_ROW] = _rows_of(lists)
+            if columns is None:
+                return None
+            child_rows[child.name] = columns.pop(_ROW)
+            tables.append((child.name, child_arrow_table(child, columns)))
+        return tables, child_rows
+
+
+_ROW = "_page_row"  # set aside before the table is made
+
+
+def _page_schema(spec: TableSpec) -> pa.Schema | None:
+    """The response's schema as far as this spec reads it; None when a column or child
+    needs Python (JSON text) or two of them read the same key."""
+    fields = []
+    for column, data_type in spec.columns.items():
+        if data_type not in DECODED_TYPES:
+            return None
+        fields.append(pa.field(spec.keys[column], DECODED_TYPES[data_type]))
+    for child in spec.children:
+        if child.field == "references":
+            continue  # its names are the data's: inferred
+        types = [DECODED_TYPES.get(t) for t in child.columns.values()]
+        if None in types:
+            return None
+        if child.scalar:
+            item: pa.DataType = types[0]
+        else:
+            keys = [child.item_keys[c] for c in child.columns]
+            item = pa.struct([pa.field(k, t) for k, t in zip(keys, types, strict=True)])
+        fields.append(pa.field(child.field, pa.list_(item)))
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names) or "references" in names:
+        return None
+    return pa.schema([pa.field("items", pa.list_(pa.struct(fields))), ("total", pa.int64())])
+
+
+def _light_records(
+    page: DecodedPage, ids: list[str], updated: list[str], deleted: list[str | None]
+) -> list[LightRecord]:
+    records = []
+    for row, (key, updated_at, deleted_at) in enumerate(zip(ids, updated, deleted, strict=True)):
+        record = LightRecord(id=key, updated_at=updated_at, deleted_at=deleted_at)
+        record.page, record.row = page, row
+        records.append(record)
+    return records
+
+
+def _rows_of(lists: pa.ListArray) -> np.ndarray:
+    """The parent row of each child row ``list_child_columns`` makes: items, then markers."""
+    parents = np.asarray(pc.list_parent_indices(lists))
+    empty = np.flatnonzero(np.asarray(pc.list_value_length(lists).fill_null(0)) == 0)
+    return np.concatenate([parents, empty])
+
+
+def _reference_columns(items: pa.StructArray, ids: pa.Array) -> dict[str, Any] | None:
+    """The references child rows, as ``tables._reference_pairs`` makes them: names in
+    sorted order, each name's ids in list order, an object's ``id``, nulls skipped, and
+    a marker row for a record with none. None for any other shape."""
+    rows, names, targets, within = [], [], [], []
+    for name, values in _reference_fields(items):
+        found = _targets(values)
+        if found is None:
+            return None
+        row, target, order = found
+        rows.append(row)
+        names.append(pa.array(np.full(len(row), name, dtype=object), pa.string()))
+        targets.append(target)
+        within.append(order)
+    count = len(items)
+    row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    rank = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)]) if rows else row
+    order = np.lexsort((np.concatenate(within) if rows else row, rank, row))
+    row = row[order]
+    per_record = np.bincount(row, minlength=count)
+    starts = np.concatenate([[0], np.cumsum(per_record)[:-1]])
+    positions = np.arange(len(row), dtype=np.int64) - starts[row]
+    empty = np.flatnonzero(per_record == 0)
+    markers = len(empty)
+    take = pa.array(order)
+    name_array = pa.concat_arrays(names).take(take) if rows else pa.array([], pa.string())
+    target_array = pa.concat_arrays(targets).take(take) if rows else pa.array([], pa.string())
+    return {
+        PARENT_KEY: pa.concat_arrays([ids.take(pa.array(row)), ids.take(pa.array(empty))]),
+        POSITION: pa.array(np.concatenate([positions, np.full(markers, MARKER_POSITION)])),
+        "reference_name": pa.concat_arrays([name_array, pa.nulls(markers, pa.string())]),
+        "referenced_asset_id": pa.concat_arrays([target_array, pa.nulls(markers, pa.string())]),
+        MARKER: pa.array(np.concatenate([np.zeros(len(row), bool), np.ones(markers, bool)])),
+        _ROW: np.concatenate([row, empty]),
+    }
+
+
+def _reference_fields(items: pa.StructArray) -> Iterator[tuple[str, pa.Array]]:
+    """(name, values) of each reference name, sorted; none when no record has any."""
+    if items.type.get_field_index("references") < 0:
+        return
+    references = pc.struct_field(items, "references")
+    if pa.types.is_null(references.type):
+        return
+    if not pa.types.is_struct(references.type):
+        raise TypeError("references is not an object")  # the dict path takes the page
+    names = sorted(references.type.field(i).name for i in range(references.type.num_fields))
+    for name in names:
+        yield name, pc.struct_field(references, name)
+
+
+def _targets(values: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray] | None:
+    """(record row, target id, place in the name's list) of one name's references."""
+    kind = values.type
+    if pa.types.is_null(kind):
+        return np.zeros(0, np.int64), pa.array([], pa.string()), np.zeros(0, np.int64)
+    if pa.types.is_string(kind) or pa.types.is_struct(kind):
+        present = np.flatnonzero(np.asarray(values.is_valid()))
+        target = _id_of(values).take(pa.array(present))
+        return present, target, np.zeros(len(present), np.int64)
+    if pa.types.is_list(kind) and (
+        pa.types.is_string(kind.value_type) or pa.types.is_null(kind.value_type)
+    ):
+        flat = values.flatten()
+        parents = np.asarray(pc.list_parent_indices(values))
+        present = np.flatnonzero(np.asarray(flat.is_valid()))
+        return parents[present], flat.cast(pa.string()).take(pa.array(present)), present
+    return None
+
+
+def _id_of(values: pa.Array) -> pa.Array:
+    """An id, or an object's ``id`` (null when it has none, as ``asset.get("id")``)."""
+    if pa.types.is_string(values.type):
+        return values
+    if values.type.get_field_index("id") < 0:
+        return pa.nulls(len(values), pa.string())
+    ids = pc.struct_field(values, "id")
+    if not pa.types.is_string(ids.type) and not pa.types.is_null(ids.type):
+        raise TypeError("a reference's id is not text")
+    return ids.cast(pa.string())
+
+
+def page_tables(spec: TableSpec, records: list[dict[str, Any]]) -> list[tuple[str, pa.Table]]:
+    """(table name, Arrow table) for these records: from their decoded pages when every
+    one was decoded, else converted from the dicts (``build_tables``)."""
+    if not records or not all(type(r) is LightRecord for r in records):
+        return build_tables(spec, [full_record(r) for r in records])
+    parts: list[list[tuple[str, pa.Table]]] = []
+    start = 0
+    for end in range(1, len(records) + 1):
+        if end == len(records) or records[end].page is not records[start].page:
+            page = records[start].page
+            parts.append(page.rows([r.row for r in records[start:end]]))
+            start = end
+    if len(parts) == 1:
+        return parts[0]
+    return [
+        (name, pa.concat_tables([part[i][1] for part in parts]))
+        for i, (name, _) in enumerate(parts[0])
+    ]

@@ -1,0 +1,199 @@
+"""Pages decoded by Arrow's JSON reader (decoding.py) make exactly the tables the dict path
+makes from orjson's dicts, or are left to the dict path; never anything in between."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from lexful_source.client import LexfulClient
+from lexful_source.decoding import DecodedPage, LightRecord, PageDecoder, full_record, page_tables
+from lexful_source.errors import MalformedResponseError
+from lexful_source.paging import fetch_page, scan_all
+from lexful_source.sandbox import LexfulSandbox
+from lexful_source.sandbox.catalogue import CONFIGURATION, CONTACT, LICENSE, LOCATION
+from lexful_source.schema import asset_table_spec
+from lexful_source.tables import build_tables, loaded_digest
+
+from .test_tables import BASE, ODD_RECORDS, SPEC_OF_ODD_SHAPES, sorted_rows
+
+ODD = asset_table_spec(SPEC_OF_ODD_SHAPES)
+PLAIN = {**BASE, **ODD_RECORDS[0]}  # every column and every form of reference
+
+
+def body(records: list[Any], total: Any = None, **extra: Any) -> bytes:
+    return orjson.dumps({"items": records, "total": len(records) if total is None else total,
+                         **extra})  # fmt: skip
+
+
+def decoded(spec: Any, raw: bytes) -> DecodedPage | None:
+    """The page, if the decoder made its records too (else the dict path takes it)."""
+    page = PageDecoder(spec)(raw)
+    if page is None or not all(type(r) is LightRecord for r in page.items):
+        return None
+    return page
+
+
+def assert_same_as_dict_path(spec: Any, page: DecodedPage, records: list[dict[str, Any]]) -> None:
+    expected = build_tables(spec, records, vectorized=False)
+    assert [n for n, _ in page.tables] == [n for n, _ in expected]
+    for (name, got), (_, want) in zip(page.tables, expected, strict=True):
+        assert got.schema == want.schema, name
+        assert sorted_rows(got) == sorted_rows(want), name
+
+
+def test_a_plain_page_is_decoded_to_the_dict_paths_tables() -> None:
+    records = [{**PLAIN, "id": f"r{i}"} for i in range(5)]
+    page = decoded(ODD, body(records))
+    assert page is not None, "the common shapes must take the fast path"
+    assert_same_as_dict_path(ODD, page, records)
+    assert [dict(r) for r in page.items] == [
+        {"id": r["id"], "updated_at": r["updated_at"], "deleted_at": None} for r in records
+    ]
+    assert [full_record(r) for r in page.items] == records
+
+
+@pytest.mark.parametrize("record", ODD_RECORDS, ids=[r["id"] for r in ODD_RECORDS])
+def test_odd_shapes_decode_to_the_same_tables_or_go_the_dict_way(record: dict[str, Any]) -> None:
+    records = [{**BASE, **record}, {**PLAIN, "id": "plain-2"}]
+    page = decoded(ODD, body(records))
+    if page is not None:
+        assert_same_as_dict_path(ODD, page, records)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body([{**PLAIN, "score": float("nan")}]).replace(b"null", b"NaN", 1),
+        body([PLAIN]).replace(b'"items"', b'"x":Infinity,"items"'),
+        b"\xef\xbb\xbf" + body([PLAIN]),
+        body([PLAIN]) + b"\n" + body([PLAIN]),
+        orjson.dumps({"items": [PLAIN]}),  # no total: the dict path pages by length
+        orjson.dumps({"items": [PLAIN], "total": None}),
+        orjson.dumps({"items": [PLAIN], "total": 1.0}),
+        orjson.dumps({"items": None, "total": 1}),
+        orjson.dumps({"total": 1}),
+        body([PLAIN, None]),
+        body([{**PLAIN, "id": None}]),
+        body([{**PLAIN, "id": ""}]),
+        body([{**PLAIN, "id": 7}]),
+        body([{**PLAIN, "updated_at": None}]),
+        body([{**PLAIN, "count": 4.0}]),
+        body([{**PLAIN, "references": ["not", "an", "object"]}]),
+        body([{**PLAIN, "references": {"one": 5}}]),
+        body([{**PLAIN, "references": {"many": [{"id": "t"}]}}]),
+        body([PLAIN]).replace(b'"label":"x"', b'"label":"x","label":"y"'),
+        b"not json",
+    ],
+    ids=[
+        "NaN",
+        "Infinity",
+        "BOM",
+        "two documents",
+        "no total",
+        "null total",
+        "float total",
+        "null items",
+        "no items",
+        "null item",
+        "null id",
+        "empty id",
+        "numeric id",
+        "no updated_at",
+        "4.0 as integer",
+        "references a list",
+        "numeric reference",
+        "list of reference objects",
+        "duplicate key",
+        "not JSON",
+    ],
+)
+def test_what_orjson_or_the_dict_path_must_judge_is_not_decoded(raw: bytes) -> None:
+    assert decoded(ODD, raw) is None
+
+
+def test_a_page_whose_records_fail_late_becomes_orjsons_dicts() -> None:
+    records = [{**PLAIN, "id": None}]
+    page = PageDecoder(ODD)(body(records))
+    assert page is not None  # the parse took it; making the records did not
+    assert page.items == records and not page.tables
+
+
+def test_a_spec_with_json_columns_is_never_decoded() -> None:
+    spec = asset_table_spec({"name": "with.file", "properties": [{"name": "f", "type": "file"}]})
+    assert PageDecoder(spec)(body([{**BASE, "id": "a", "f": {"url": "u"}}])) is None
+
+
+def test_reference_positions_follow_the_names_not_the_key_order() -> None:
+    forward = {**PLAIN, "references": {"b": "x", "a": ["y", "z"]}}
+    backward = {**PLAIN, "references": {"a": ["y", "z"], "b": "x"}}
+    for record in (forward, backward):
+        page = decoded(ODD, body([record]))
+        assert page is not None
+        rows = page.tables[-1][1].select(["position", "reference_name", "referenced_asset_id"])
+        assert rows.to_pylist() == [
+            {"position": 0, "reference_name": "a", "referenced_asset_id": "y"},
+            {"position": 1, "reference_name": "a", "referenced_asset_id": "z"},
+            {"position": 2, "reference_name": "b", "referenced_asset_id": "x"},
+        ]
+        assert_same_as_dict_path(ODD, page, [record])
+
+
+def test_some_rows_of_a_page_and_rows_of_several_pages_keep_their_children() -> None:
+    first = [{**PLAIN, "id": f"a{i}", "tags": [f"t{i}"] * i} for i in range(6)]
+    second = [{**PLAIN, "id": f"b{i}", "steps": []} for i in range(3)]
+    one, two = decoded(ODD, body(first)), decoded(ODD, body(second))
+    assert one is not None and two is not None
+    chosen = [one.items[i] for i in (1, 3, 4)] + [two.items[2]]
+    expected = build_tables(ODD, [full_record(r) for r in chosen], vectorized=False)
+    for (name, got), (_, want) in zip(page_tables(ODD, chosen), expected, strict=True):
+        assert sorted_rows(got) == sorted_rows(want), name
+
+
+def test_a_light_records_digest_is_its_records() -> None:
+    page = decoded(ODD, body([PLAIN]))
+    assert page is not None
+    light = page.items[0]
+    assert loaded_digest(ODD, full_record(light)) == loaded_digest(ODD, PLAIN)
+
+
+@pytest.mark.parametrize("style", ["millis", "mixed"])
+def test_served_pages_decode_to_the_dict_paths_tables(
+    make_sandbox: Callable[..., LexfulSandbox], style: str
+) -> None:
+    """Every page the local server serves; with millisecond timestamps (the common form)
+    every type without a JSON column must take the fast path."""
+    env = make_sandbox(contacts=400, timestamp_style=style).credentials
+    with LexfulClient(env["api_base_url"], env["account_id"], env["api_key_id"],
+                      env["api_key_secret"]) as client:  # fmt: skip
+        definitions = {d["name"]: d for page in scan_all(client, "/v1/asset_types", 100)
+                       for d in page}  # fmt: skip
+        for type_name in (CONTACT, CONFIGURATION, LOCATION, LICENSE):
+            spec = asset_table_spec(definitions[type_name])
+            for offset in range(0, 400, 150):
+                query = {"include_deleted": "true", "limit": 150, "offset": offset}
+                raw = client.get_json(spec.path, query, decode=lambda b: b)
+                page = decoded(spec, raw)
+                if type_name == LICENSE:
+                    assert page is None  # its agreement is a file property: JSON text
+                elif style == "millis":
+                    assert page is not None, f"{type_name} at {offset} was not decoded"
+                if page is not None:
+                    assert_same_as_dict_path(spec, page, orjson.loads(raw)["items"])
+
+
+def test_a_body_that_fails_late_names_the_request(
+    make_sandbox: Callable[..., LexfulSandbox],
+) -> None:
+    env = make_sandbox(contacts=20).credentials
+    with LexfulClient(env["api_base_url"], env["account_id"], env["api_key_id"],
+                      env["api_key_secret"]) as client:  # fmt: skip
+        page = fetch_page(client, "/v1/organizations", {}, 0, 10, PageDecoder(ODD))
+        assert isinstance(page.records, DecodedPage)
+        page.records.raw = b"{broken"  # as if orjson refused what Arrow took
+        page.records._parsed = None
+        with pytest.raises(MalformedResponseError, match=r"GET /v1/organizations \(offset 0\)"):
+            _ = page.items
