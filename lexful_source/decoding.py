@@ -16,7 +16,6 @@ both paths to the same tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -67,26 +66,28 @@ def full_record(record: dict[str, Any]) -> dict[str, Any]:
 class DecodedPage:
     """A list answer Arrow's reader parsed. Its ``total`` is known at once, which is all
     the read-ahead thread needs to ask for the next page; its records and tables are
-    made when the reader first asks for ``items``, on the reader's thread, so the
-    requests wait for the parse alone. A page whose records the decoder cannot make
-    exactly becomes dicts parsed by orjson, as if never decoded."""
+    made by ``make_items``, which the reader calls on its own thread, so the requests
+    wait for the parse alone. A page whose records the decoder cannot make exactly
+    becomes dicts parsed by orjson, as if never decoded. The page does not keep the
+    records it made (they point to it): no cycle is left for the collector, which a run
+    calls rarely."""
 
     def __init__(self, decoder: PageDecoder, raw: bytes, total: int, parsed: pa.Array) -> None:
         self.decoder, self.raw, self.total = decoder, raw, total
         self.where = "a list request"  # fetch_page names the request
         self.tables: list[tuple[str, pa.Table]] = []
         self.child_rows: dict[str, np.ndarray] = {}  # child table -> page row of each row
+        self.count = 0  # records made
         self._parsed: pa.Array | None = parsed
-        self._items: list[dict[str, Any]] | None = None
         self._records: list[dict[str, Any]] | None = None
 
-    @property
-    def items(self) -> list[dict[str, Any]]:
-        if self._items is None:
-            parsed, self._parsed = self._parsed, None
-            made = self.decoder.records(self, parsed) if parsed is not None else None
-            self._items = self.records() if made is None else made
-        return self._items
+    def make_items(self) -> list[dict[str, Any]]:
+        """The records, once: light ones with the tables made, or orjson's dicts."""
+        parsed, self._parsed = self._parsed, None
+        made = self.decoder.records(self, parsed) if parsed is not None else None
+        items = self.records() if made is None else made
+        self.count = len(items)
+        return items
 
     def records(self) -> list[dict[str, Any]]:
         """The page's records as orjson parses them."""
@@ -100,7 +101,7 @@ class DecodedPage:
 
     def rows(self, rows: list[int]) -> list[tuple[str, pa.Table]]:
         """The tables for these page rows (in page order) and their child rows."""
-        if len(rows) == len(self.items):
+        if len(rows) == self.count:
             return self.tables
         keep = np.asarray(rows, dtype=np.int64)
         (name, parent), *children = self.tables
@@ -165,23 +166,28 @@ class PageDecoder:
         self, items: pa.StructArray, ids: pa.Array
     ) -> tuple[list[tuple[str, pa.Table]], dict[str, np.ndarray]] | None:
         spec = self.spec
+        kind = items.type
+        names = [kind.field(i).name for i in range(kind.num_fields)]
+        fields = dict(zip(names, items.flatten(), strict=True))
         arrays = []
         for column, data_type in spec.columns.items():
-            array = finish_column(pc.struct_field(items, spec.keys[column]), data_type)
+            array = finish_column(fields[spec.keys[column]], data_type)
             if array is None:
                 return None
             arrays.append(array)
-        fields = [
-            pa.field(c, a.type, nullable=c != "id")
-            for c, a in zip(spec.columns, arrays, strict=True)
-        ]
-        tables = [(spec.name, pa.Table.from_arrays(arrays, schema=pa.schema(fields)))]
+        schema = pa.schema(
+            [
+                pa.field(c, a.type, nullable=c != "id")
+                for c, a in zip(spec.columns, arrays, strict=True)
+            ]
+        )
+        tables = [(spec.name, pa.Table.from_arrays(arrays, schema=schema))]
         child_rows = {}
         for child in spec.children:
             if child.field == "references":
-                columns = _reference_columns(items, ids)
+                columns = _reference_columns(fields.get("references"), ids)
             else:
-                lists = pc.struct_field(items, child.field)
+                lists = fields[child.field]
                 columns = list_child_columns(child, lists, ids)
                 if columns is not None:
                     columns[_ROW] = _rows_of(lists)
@@ -239,35 +245,33 @@ def _rows_of(lists: pa.ListArray) -> np.ndarray:
     return np.concatenate([parents, empty])
 
 
-def _reference_columns(items: pa.StructArray, ids: pa.Array) -> dict[str, Any] | None:
+def _reference_columns(references: pa.Array | None, ids: pa.Array) -> dict[str, Any] | None:
     """The references child rows, as ``tables._reference_pairs`` makes them: names in
     sorted order, each name's ids in list order, an object's ``id``, nulls skipped, and
     a marker row for a record with none. None for any other shape."""
-    rows, names, targets, within = [], [], [], []
-    for name, values in _reference_fields(items):
-        found = _targets(values)
+    names = _reference_names(references)
+    rows, targets, within = [], [], []
+    for name in names:
+        found = _targets(pc.struct_field(references, name))
         if found is None:
             return None
-        row, target, order = found
-        rows.append(row)
-        names.append(pa.array(np.full(len(row), name, dtype=object), pa.string()))
-        targets.append(target)
-        within.append(order)
-    count = len(items)
+        rows.append(found[0])
+        targets.append(found[1])
+        within.append(found[2])
     row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    rank = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)]) if rows else row
-    order = np.lexsort((np.concatenate(within) if rows else row, rank, row))
+    rank = np.repeat(np.arange(len(rows)), [len(r) for r in rows]) if rows else row
+    order = np.lexsort((np.concatenate(within), rank, row)) if rows else row
     row = row[order]
-    per_record = np.bincount(row, minlength=count)
-    starts = np.concatenate([[0], np.cumsum(per_record)[:-1]])
+    per_record = np.bincount(row, minlength=len(ids))
+    starts = np.cumsum(per_record) - per_record
     positions = np.arange(len(row), dtype=np.int64) - starts[row]
     empty = np.flatnonzero(per_record == 0)
     markers = len(empty)
     take = pa.array(order)
-    name_array = pa.concat_arrays(names).take(take) if rows else pa.array([], pa.string())
+    name_array = pa.array(names, pa.string()).take(pa.array(rank[order]))
     target_array = pa.concat_arrays(targets).take(take) if rows else pa.array([], pa.string())
     return {
-        PARENT_KEY: pa.concat_arrays([ids.take(pa.array(row)), ids.take(pa.array(empty))]),
+        PARENT_KEY: ids.take(pa.array(np.concatenate([row, empty]))),
         POSITION: pa.array(np.concatenate([positions, np.full(markers, MARKER_POSITION)])),
         "reference_name": pa.concat_arrays([name_array, pa.nulls(markers, pa.string())]),
         "referenced_asset_id": pa.concat_arrays([target_array, pa.nulls(markers, pa.string())]),
@@ -276,18 +280,14 @@ def _reference_columns(items: pa.StructArray, ids: pa.Array) -> dict[str, Any] |
     }
 
 
-def _reference_fields(items: pa.StructArray) -> Iterator[tuple[str, pa.Array]]:
-    """(name, values) of each reference name, sorted; none when no record has any."""
-    if items.type.get_field_index("references") < 0:
-        return
-    references = pc.struct_field(items, "references")
-    if pa.types.is_null(references.type):
-        return
+def _reference_names(references: pa.Array | None) -> list[str]:
+    """The reference names any record of the page has, sorted."""
+    if references is None or pa.types.is_null(references.type):
+        return []
     if not pa.types.is_struct(references.type):
         raise TypeError("references is not an object")  # the dict path takes the page
-    names = sorted(references.type.field(i).name for i in range(references.type.num_fields))
-    for name in names:
-        yield name, pc.struct_field(references, name)
+    kind = references.type
+    return sorted(kind.field(i).name for i in range(kind.num_fields))
 
 
 def _targets(values: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray] | None:

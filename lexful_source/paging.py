@@ -44,8 +44,9 @@ class Page:
     @property
     def items(self) -> list[dict[str, Any]]:
         """The records; a decoded page makes them here, on the thread that reads them."""
-        records = self.records
-        return records.items if isinstance(records, DecodedPage) else records
+        if isinstance(self.records, DecodedPage):
+            self.records = self.records.make_items()
+        return self.records
 
 
 def fetch_page(
