@@ -99,6 +99,7 @@ def incremental_resource(
                     if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
                 )
             yield from tables.add(page)
+            yield None  # dlt then takes a page of the next resource: every list reads at once
             if time.monotonic() - reported > PROGRESS_EVERY_S:
                 reported = time.monotonic()
                 log.info("%s: %d of about %s records", spec.name, changes.records, changes.expected)
