@@ -12,13 +12,20 @@ import pytest
 from lexful_source.client import LexfulClient
 from lexful_source.decoding import DecodedPage, LightRecord, PageDecoder, full_record, page_tables
 from lexful_source.errors import MalformedResponseError
-from lexful_source.paging import fetch_page, scan_all
+from lexful_source.paging import fetch_page
 from lexful_source.sandbox import LexfulSandbox
-from lexful_source.sandbox.catalogue import CONFIGURATION, CONTACT, LICENSE, LOCATION
+from lexful_source.sandbox.catalogue import LICENSE
 from lexful_source.schema import asset_table_spec
 from lexful_source.tables import build_tables, loaded_digest
 
-from .test_tables import BASE, ODD_RECORDS, SPEC_OF_ODD_SHAPES, sorted_rows
+from .test_tables import (
+    BASE,
+    ODD_RECORDS,
+    SERVED_TYPES,
+    SPEC_OF_ODD_SHAPES,
+    served_specs,
+    sorted_rows,
+)
 
 ODD = asset_table_spec(SPEC_OF_ODD_SHAPES)
 PLAIN = {**BASE, **ODD_RECORDS[0]}  # every column and every form of reference
@@ -169,13 +176,9 @@ def test_served_pages_decode_to_the_dict_paths_tables(
 ) -> None:
     """Every page the local server serves; with millisecond timestamps (the common form)
     every type without a JSON column must take the fast path."""
-    env = make_sandbox(contacts=400, timestamp_style=style).credentials
-    with LexfulClient(env["api_base_url"], env["account_id"], env["api_key_id"],
-                      env["api_key_secret"]) as client:  # fmt: skip
-        definitions = {d["name"]: d for page in scan_all(client, "/v1/asset_types", 100)
-                       for d in page}  # fmt: skip
-        for type_name in (CONTACT, CONFIGURATION, LOCATION, LICENSE):
-            spec = asset_table_spec(definitions[type_name])
+    with served_specs(make_sandbox(contacts=400, timestamp_style=style)) as (client, specs):
+        for type_name in SERVED_TYPES:
+            spec = specs[type_name]
             for offset in range(0, 400, 150):
                 query = {"include_deleted": "true", "limit": 150, "offset": offset}
                 raw = client.get_json(spec.path, query, decode=lambda b: b)

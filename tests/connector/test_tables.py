@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ from lexful_source.client import LexfulClient
 from lexful_source.paging import scan_all
 from lexful_source.sandbox import LexfulSandbox
 from lexful_source.sandbox.catalogue import CONFIGURATION, CONTACT, LICENSE, LOCATION
-from lexful_source.schema import asset_table_spec
+from lexful_source.schema import TableSpec, asset_table_spec
 from lexful_source.tables import build_tables
 
 SPEC_OF_ODD_SHAPES = {
@@ -72,18 +73,26 @@ def test_odd_shapes_load_the_same_on_both_paths(single: bool) -> None:
         assert_same_tables(spec, batch)
 
 
+SERVED_TYPES = (CONTACT, CONFIGURATION, LOCATION, LICENSE)
+
+
+@contextmanager
+def served_specs(sandbox: LexfulSandbox) -> Iterator[tuple[LexfulClient, dict[str, TableSpec]]]:
+    """A client of the sandbox, and the table spec of each type it serves by name."""
+    env = sandbox.credentials
+    with LexfulClient(env["api_base_url"], env["account_id"], env["api_key_id"],
+                      env["api_key_secret"]) as client:  # fmt: skip
+        pages = scan_all(client, "/v1/asset_types", 100)
+        yield client, {d["name"]: asset_table_spec(d) for page in pages for d in page}
+
+
 @pytest.mark.parametrize("style", ["millis", "mixed"])
 def test_served_pages_load_the_same_on_both_paths(
     make_sandbox: Callable[..., LexfulSandbox], style: str
 ) -> None:
-    sandbox = make_sandbox(contacts=400, timestamp_style=style)
-    env = sandbox.credentials
-    with LexfulClient(env["api_base_url"], env["account_id"], env["api_key_id"],
-                      env["api_key_secret"]) as client:  # fmt: skip
-        definitions = {d["name"]: d for page in scan_all(client, "/v1/asset_types", 100)
-                       for d in page}  # fmt: skip
-        for type_name in (CONTACT, CONFIGURATION, LOCATION, LICENSE):
-            spec = asset_table_spec(definitions[type_name])
+    with served_specs(make_sandbox(contacts=400, timestamp_style=style)) as (client, specs):
+        for type_name in SERVED_TYPES:
+            spec = specs[type_name]
             params = {"include_deleted": "true"}
             for page in scan_all(client, spec.path, 150, params):
                 assert_same_tables(spec, page)
