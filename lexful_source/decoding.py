@@ -75,16 +75,17 @@ class DecodedPage:
     def __init__(self, decoder: PageDecoder, raw: bytes, total: int, parsed: pa.Array) -> None:
         self.decoder, self.raw, self.total = decoder, raw, total
         self.where = "a list request"  # fetch_page names the request
-        self.tables: list[tuple[str, pa.Table]] = []
-        self.child_rows: dict[str, np.ndarray] = {}  # child table -> page row of each row
         self.count = 0  # records made
         self._parsed: pa.Array | None = parsed
         self._records: list[dict[str, Any]] | None = None
+        self._fields: dict[str, pa.Array] = {}  # the parsed columns, until the tables are made
+        self._tables: Tables | None = None
 
     def make_items(self) -> list[dict[str, Any]]:
-        """The records, once: light ones with the tables made, or orjson's dicts."""
+        """The records, once: light ones, or orjson's dicts when a record lacks what
+        paging reads of every one."""
         parsed, self._parsed = self._parsed, None
-        made = self.decoder.records(self, parsed) if parsed is not None else None
+        made = self.decoder.light_records(self, parsed) if parsed is not None else None
         items = self.records() if made is None else made
         self.count = len(items)
         return items
@@ -99,17 +100,26 @@ class DecodedPage:
                 raise MalformedResponseError(f"{where} answered a body that is not JSON") from None
         return self._records
 
-    def rows(self, rows: list[int]) -> list[tuple[str, pa.Table]]:
-        """The tables for these page rows (in page order) and their child rows."""
-        if len(rows) == self.count:
-            return self.tables
+    def rows(self, rows: list[int]) -> list[tuple[str, pa.Table]] | None:
+        """The tables for these page rows (in page order) and their child rows; None when
+        the page's values cannot make them exactly. Made on first use: a run that loads
+        none of a page's records (a run with no changes) makes no table at all."""
+        if self._tables is None:
+            fields, self._fields = self._fields, {}
+            self._tables = self.decoder.tables(fields) or ([], {})
+        tables, child_rows = self._tables
+        if not tables or len(rows) == self.count:
+            return tables or None
         keep = np.asarray(rows, dtype=np.int64)
-        (name, parent), *children = self.tables
+        (name, parent), *children = tables
         chosen = [(name, parent.take(pa.array(keep)))]
         for child, table in children:
-            mask = np.isin(self.child_rows[child], keep)
+            mask = np.isin(child_rows[child], keep)
             chosen.append((child, table.filter(pa.array(mask))))
         return chosen
+
+
+Tables = tuple[list[tuple[str, pa.Table]], dict[str, np.ndarray]]
 
 
 class PageDecoder:
@@ -141,34 +151,32 @@ class PageDecoder:
             return None  # null or missing: the dict path tells which
         return DecodedPage(self, raw, total, doc.column("items").chunk(0).flatten())
 
-    def records(self, page: DecodedPage, items: pa.Array) -> list[dict[str, Any]] | None:
-        """The page's light records, with its tables made; None when the dict path must
-        make them (a null item or id, a value the tables cannot take exactly)."""
-        try:
-            return self._records(page, items)
-        except _REFUSED:
-            return None
-
-    def _records(self, page: DecodedPage, items: pa.Array) -> list[dict[str, Any]] | None:
+    def light_records(self, page: DecodedPage, items: pa.Array) -> list[LightRecord] | None:
+        """The page's records as ids and timestamps; None when one lacks them (or an
+        item is null), which the dict path then names. No Arrow compute function runs
+        here: their first call imports pandas, which a run that loads nothing skips."""
         if items.null_count:
             return None
-        ids = pc.struct_field(items, "id")
-        light = [pc.struct_field(items, key) for key in LIGHT_KEYS]
-        if ids.null_count or light[1].null_count or pc.any(pc.equal(ids, "")).as_py():
-            return None
-        tables = self._tables(items, ids)
-        if tables is None:
-            return None
-        page.tables, page.child_rows = tables
-        return _light_records(page, *(column.to_pylist() for column in light))
-
-    def _tables(
-        self, items: pa.StructArray, ids: pa.Array
-    ) -> tuple[list[tuple[str, pa.Table]], dict[str, np.ndarray]] | None:
-        spec = self.spec
         kind = items.type
         names = [kind.field(i).name for i in range(kind.num_fields)]
         fields = dict(zip(names, items.flatten(), strict=True))
+        light = [fields[key] for key in LIGHT_KEYS]
+        ids, updated, deleted = (column.to_pylist() for column in light)
+        if light[0].null_count or light[1].null_count or "" in ids:
+            return None
+        page._fields = fields
+        return _light_records(page, ids, updated, deleted)
+
+    def tables(self, fields: dict[str, pa.Array]) -> Tables | None:
+        """The page's tables from its parsed columns; None for a value they cannot take
+        exactly (the records are then converted from orjson's dicts)."""
+        try:
+            return self._tables(fields)
+        except _REFUSED:
+            return None
+
+    def _tables(self, fields: dict[str, pa.Array]) -> Tables | None:
+        spec, ids = self.spec, fields["id"]
         arrays = []
         for column, data_type in spec.columns.items():
             array = finish_column(fields[spec.keys[column]], data_type)
@@ -323,16 +331,21 @@ def _id_of(values: pa.Array) -> pa.Array:
 
 def page_tables(spec: TableSpec, records: list[dict[str, Any]]) -> list[tuple[str, pa.Table]]:
     """(table name, Arrow table) for these records: from their decoded pages when every
-    one was decoded, else converted from the dicts (``build_tables``)."""
-    if not records or not all(type(r) is LightRecord for r in records):
-        return build_tables(spec, [full_record(r) for r in records])
+    one was decoded and its page's values make tables, else converted from the dicts
+    (``build_tables``)."""
     parts: list[list[tuple[str, pa.Table]]] = []
-    start = 0
-    for end in range(1, len(records) + 1):
-        if end == len(records) or records[end].page is not records[start].page:
-            page = records[start].page
-            parts.append(page.rows([r.row for r in records[start:end]]))
-            start = end
+    if records and all(type(r) is LightRecord for r in records):
+        start = 0
+        for end in range(1, len(records) + 1):
+            if end == len(records) or records[end].page is not records[start].page:
+                part = records[start].page.rows([r.row for r in records[start:end]])
+                if part is None:
+                    parts = []
+                    break
+                parts.append(part)
+                start = end
+    if not parts:
+        return build_tables(spec, [full_record(r) for r in records])
     if len(parts) == 1:
         return parts[0]
     return [
