@@ -7,15 +7,17 @@ C++ without the lock and gives the columns typed. Paging still needs each record
 and timestamps, and a digest needs the whole record for the few records at a cursor:
 ``LightRecord`` carries the first and parses the page with orjson only when asked.
 
-This path is an exact shortcut or nothing. A page it cannot read exactly as the dict
-path would (a value of another type, a timestamp Arrow parses differently, a column
-kept as JSON text, a body orjson would refuse) decodes to None, and the caller parses
-that page with orjson as before (``tables.build_tables``). The exactness tests hold
-both paths to the same tables.
+This path is an exact shortcut or nothing. A body orjson would refuse, or one without
+a ``total``, decodes to None and is parsed with orjson as before; a page whose records
+or tables cannot be made exactly as the dict path makes them (a value of another type,
+a timestamp Arrow parses differently, a column kept as JSON text) goes the dict path
+from there (``tables.build_tables``). The exactness tests hold both paths to the same
+tables.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -38,9 +40,10 @@ from .tables import (
 # Integers are exact here, unlike from Python objects: Arrow's JSON reader refuses 5.5
 # and 5.0 for an int64 field (the dict path then loads 5.0 as 5 and names 5.5).
 DECODED_TYPES: dict[str, pa.DataType] = {**RAW_TYPES, "bigint": pa.int64()}
-# Bodies orjson refuses that Arrow's reader would take: NaN and Infinity literals and a
-# byte-order mark. Either word inside a string only sends the page the slower way.
-_NOT_JSON = (b"NaN", b"Infinity")
+# Bodies orjson refuses that Arrow's reader would take: NaN, Inf and Infinity literals,
+# invalid UTF-8 and a byte-order mark. The pattern also matches such words inside a
+# string (", Info"), which only sends that page the slower way.
+_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Inf)")
 _BOM = b"\xef\xbb\xbf"
 _REFUSED = (pa.ArrowException, ValueError, TypeError, KeyError)
 LIGHT_KEYS = ("id", "updated_at", "deleted_at")
@@ -65,12 +68,13 @@ def full_record(record: dict[str, Any]) -> dict[str, Any]:
 
 class DecodedPage:
     """A list answer Arrow's reader parsed. Its ``total`` is known at once, which is all
-    the read-ahead thread needs to ask for the next page; its records and tables are
-    made by ``make_items``, which the reader calls on its own thread, so the requests
-    wait for the parse alone. A page whose records the decoder cannot make exactly
-    becomes dicts parsed by orjson, as if never decoded. The page does not keep the
-    records it made (they point to it): no cycle is left for the collector, which a run
-    calls rarely."""
+    the read-ahead thread needs to ask for the next page. Its records are made by
+    ``make_items``, which the reader calls on its own thread, so the requests wait for
+    the parse alone; its tables by ``rows``, only when records of it are loaded. A page
+    whose records the decoder cannot make exactly becomes orjson's dicts, and one whose
+    tables it cannot make is converted from them, as if never decoded. The page does
+    not keep the records it made (they point to it): no cycle is left for the
+    collector, which a run calls rarely."""
 
     def __init__(self, decoder: PageDecoder, raw: bytes, total: int, parsed: pa.Array) -> None:
         self.decoder, self.raw, self.total = decoder, raw, total
@@ -131,8 +135,9 @@ class PageDecoder:
 
     def __call__(self, raw: bytes) -> DecodedPage | None:
         """The parse, on the thread that fetched the page (Arrow's reader releases the
-        interpreter lock); None when the body is not one the reader takes as orjson would."""
-        if self.schema is None or raw.startswith(_BOM) or any(w in raw for w in _NOT_JSON):
+        interpreter lock); None when the body is not one the reader takes as orjson would
+        or lacks a ``total``. Records and tables are checked later, when made."""
+        if self.schema is None or not _strict_json(raw):
             return None
         try:
             doc = pj.read_json(
@@ -207,6 +212,23 @@ class PageDecoder:
 
 
 _ROW = "_page_row"  # set aside before the table is made
+
+
+def _strict_json(raw: bytes) -> bool:
+    """No byte-order mark, valid UTF-8 (which Arrow's reader does not check) and no
+    non-finite number (which it takes)."""
+    if raw.startswith(_BOM):
+        return False
+    text = pa.Array.from_buffers(
+        pa.large_string(),
+        1,
+        [None, pa.py_buffer(np.array([0, len(raw)], np.int64)), pa.py_buffer(raw)],
+    )
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return not ((b"NaN" in raw or b"Inf" in raw) and _NON_FINITE.search(raw))
 
 
 def _page_schema(spec: TableSpec) -> pa.Schema | None:

@@ -86,6 +86,11 @@ def test_odd_shapes_decode_to_the_same_tables_or_go_the_dict_way(record: dict[st
     [
         body([{**PLAIN, "score": float("nan")}]).replace(b"null", b"NaN", 1),
         body([PLAIN]).replace(b'"items"', b'"x":Infinity,"items"'),
+        body([PLAIN]).replace(b'"items"', b'"x":[Inf],"items"'),
+        body([PLAIN]).replace(b'"items"', b'"x": -Inf,"items"'),
+        body([PLAIN]).replace(b'"items"', b'"x":-NaN,"items"'),
+        body([PLAIN]).replace(b'"label":"x"', b'"label":"x\xff"'),
+        body([PLAIN]).replace(b'"items"', b'"x":"\xed\xa0\x80","items"'),
         b"\xef\xbb\xbf" + body([PLAIN]),
         body([PLAIN]) + b"\n" + body([PLAIN]),
         orjson.dumps({"items": [PLAIN]}),  # no total: the dict path pages by length
@@ -108,6 +113,11 @@ def test_odd_shapes_decode_to_the_same_tables_or_go_the_dict_way(record: dict[st
     ids=[
         "NaN",
         "Infinity",
+        "Inf",
+        "-Inf",
+        "-NaN",
+        "invalid UTF-8 in a loaded value",
+        "a UTF-8 surrogate in an unknown field",
         "BOM",
         "two documents",
         "no total",
