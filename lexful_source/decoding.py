@@ -17,7 +17,6 @@ tables.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,8 @@ DECODED_TYPES: dict[str, pa.DataType] = {**RAW_TYPES, "bigint": pa.int64()}
 # Bodies orjson refuses that Arrow's reader would take: NaN, Inf and Infinity literals,
 # invalid UTF-8 and a byte-order mark. The pattern also matches such words inside a
 # string (", Info"), which only sends that page the slower way.
-_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Inf)")
+_NON_FINITE = (b"NaN", b"Inf")  # orjson refuses them as values; Arrow's reader takes them
+_SPACE = b" \t\n\r\f\v"
 _BOM = b"\xef\xbb\xbf"
 _REFUSED = (pa.ArrowException, ValueError, TypeError, KeyError)
 LIGHT_KEYS = ("id", "updated_at", "deleted_at")
@@ -228,7 +228,24 @@ def _strict_json(raw: bytes) -> bool:
         text.validate(full=True)
     except pa.ArrowInvalid:
         return False
-    return not ((b"NaN" in raw or b"Inf" in raw) and _NON_FINITE.search(raw))
+    return not _has_non_finite(raw)
+
+
+def _has_non_finite(raw: bytes) -> bool:
+    """Whether a ``NaN`` or ``Inf`` (``Infinity``) stands where a value starts: after
+    ``:``, ``,`` or ``[``, whitespace and a minus sign. A regular expression over the
+    whole body cost 6 ms a page where text held "Influencer"; ``find`` skips to each
+    occurrence, and a string that merely looks like one sends its page the dict path."""
+    for literal in _NON_FINITE:
+        at = raw.find(literal)
+        while at >= 0:
+            start = at - 1 if at and raw[at - 1] == ord("-") else at
+            while start and raw[start - 1] in _SPACE:
+                start -= 1
+            if start and raw[start - 1] in b":,[":
+                return True
+            at = raw.find(literal, at + 1)
+    return False
 
 
 def _page_schema(spec: TableSpec) -> pa.Schema | None:

@@ -89,6 +89,7 @@ def test_odd_shapes_decode_to_the_same_tables_or_go_the_dict_way(record: dict[st
         body([PLAIN]).replace(b'"items"', b'"x":[Inf],"items"'),
         body([PLAIN]).replace(b'"items"', b'"x": -Inf,"items"'),
         body([PLAIN]).replace(b'"items"', b'"x":-NaN,"items"'),
+        body([PLAIN]).replace(b'"items"', b'"x":[1,\n\t -Infinity],"items"'),
         body([PLAIN]).replace(b'"label":"x"', b'"label":"x\xff"'),
         body([PLAIN]).replace(b'"items"', b'"x":"\xed\xa0\x80","items"'),
         b"\xef\xbb\xbf" + body([PLAIN]),
@@ -116,6 +117,7 @@ def test_odd_shapes_decode_to_the_same_tables_or_go_the_dict_way(record: dict[st
         "Inf",
         "-Inf",
         "-NaN",
+        "-Infinity after whitespace in a list",
         "invalid UTF-8 in a loaded value",
         "a UTF-8 surrogate in an unknown field",
         "BOM",
@@ -140,6 +142,14 @@ def test_odd_shapes_decode_to_the_same_tables_or_go_the_dict_way(record: dict[st
 )
 def test_what_orjson_or_the_dict_path_must_judge_is_not_decoded(raw: bytes) -> None:
     assert decoded(ODD, raw) is None
+
+
+def test_text_that_holds_nan_or_inf_is_still_decoded() -> None:
+    records = [{**PLAIN, "id": f"r{i}", "label": label}
+               for i, label in enumerate(["Influencer", "NaN", "-Inf", "Infinity"])]  # fmt: skip
+    made = decoded(ODD, body(records))
+    assert made is not None, "a word in a string is not a number"
+    assert_same_as_dict_path(ODD, made[0], records)
 
 
 def test_a_page_whose_records_fail_late_becomes_orjsons_dicts() -> None:
