@@ -124,7 +124,7 @@ class WindowScan:
     digest: Callable[[dict[str, Any]], str]
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
-    prefetch: int = 0  # pages read ahead of the one being converted (see read_ahead)
+    prefetch: int = 0  # pages read ahead of the one being converted (see ReadAhead)
     decode: PageDecoder | None = None  # reads pages straight to tables (decoding.py)
     cursor: datetime | None = None
     versions_at_cursor: dict[str, str] = field(default_factory=dict)
@@ -136,6 +136,12 @@ class WindowScan:
         self.cursor = self.since
         self.versions_at_cursor = dict(self.known_at_since)
         self._emitted: set[str] = set()  # this run's ids: a step back re-reads some
+        self._ahead: ReadAhead | None = None
+
+    @property
+    def page_waiting(self) -> bool:
+        """Whether the next page is read already, so taking it costs no wait."""
+        return self._ahead is not None and self._ahead.ready
 
     def _fetch(self, params: Mapping[str, Any], offset: int) -> Page:
         return fetch_page(self.client, self.path, params, offset, self.page_size, self.decode)
@@ -162,7 +168,7 @@ class WindowScan:
         self.expected = first.total
         pages = self._window_pages(window, first.total)
         if self.prefetch:
-            pages = read_ahead(pages, self.prefetch)
+            pages = self._ahead = ReadAhead(pages, self.prefetch)
         try:
             for page in pages:
                 stamps = self._stamps(page)
@@ -176,7 +182,7 @@ class WindowScan:
     def _window_pages(self, window: Mapping[str, Any], total: int) -> Generator[Page]:
         """The window's pages after page 0, in the order the steps back dictate. Which
         offset comes next depends on ``total`` alone, so this can run ahead of the reading
-        (``read_ahead``): each request still goes out after the previous answer came in,
+        (``ReadAhead``): each request still goes out after the previous answer came in,
         exactly as without it."""
         offset = self.page_size
         guard = 3 * (total // self.page_size + 2) + 10
@@ -296,41 +302,54 @@ def _identity(item: Any, path: str, position: int) -> str:
     return record_id
 
 
-def read_ahead(pages: Iterator[Page], depth: int) -> Generator[Page]:
+class ReadAhead(Iterator[Page]):
     """``pages``, produced on a daemon thread up to ``depth`` pages ahead of the reader,
     so the next requests are answered while this process turns the last page into
     tables. The requests themselves stay one after another, in the order ``pages``
-    makes them; a reader that stops early stops the producer after its current request,
-    and the producer's errors are raised to the reader."""
-    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
+    makes them; a reader that stops early (``close``) stops the producer after its
+    current request, and the producer's errors are raised to the reader."""
 
-    def offer(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
+    def __init__(self, pages: Iterator[Page], depth: int) -> None:
+        self._queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._pages = pages
+        self._done = False
+        threading.Thread(target=self._produce, daemon=True, name="lexful-read-ahead").start()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the next page (or the end) is already here: ``next`` will not wait."""
+        return self._done or not self._queue.empty()
+
+    def __next__(self) -> Page:
+        if self._done:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "page":
+            return value
+        self.close()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+
+    def _offer(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
             try:
-                queue.put(item, timeout=0.1)
+                self._queue.put(item, timeout=0.1)
                 return True
             except Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for page in pages:
-                if not offer(("page", page)):
+            for page in self._pages:
+                if not self._offer(("page", page)):
                     return
-            offer(("end", None))
+            self._offer(("end", None))
         except BaseException as exc:  # raised again by the reader
-            offer(("error", exc))
-
-    threading.Thread(target=produce, daemon=True, name="lexful-read-ahead").start()
-    try:
-        while True:
-            kind, value = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
+            self._offer(("error", exc))

@@ -99,7 +99,11 @@ def incremental_resource(
                     if r.get("deleted_at") and _at(r["deleted_at"], changes.cursor)
                 )
             yield from tables.add(page)
-            yield None  # dlt then takes a page of the next resource: every list reads at once
+            if not changes.page_waiting:
+                # dlt then takes a page of another resource, so every list reads at once.
+                # Not while a page waits here: when every resource yields None in a round,
+                # dlt sleeps (extract.futures_poll_interval, 10 ms).
+                yield None
             if time.monotonic() - reported > PROGRESS_EVERY_S:
                 reported = time.monotonic()
                 log.info("%s: %d of about %s records", spec.name, changes.records, changes.expected)
