@@ -10,13 +10,14 @@ and timestamps, and a digest needs the whole record for the few records at a cur
 This path is an exact shortcut or nothing. A body orjson would refuse, or one without
 a ``total``, decodes to None and is parsed with orjson as before; a page whose records
 or tables cannot be made exactly as the dict path makes them (a value of another type,
-a timestamp Arrow parses differently, a column kept as JSON text) goes the dict path
-from there (``tables.build_tables``). The exactness tests hold both paths to the same
-tables.
+a timestamp Arrow parses differently, a child list kept as JSON text) goes the dict
+path from there (``tables.build_tables``). A column kept as JSON text is the one made
+from orjson's dicts of the page. The exactness tests hold both paths to the same tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from .tables import (
     RAW_TYPES,
     build_tables,
     child_arrow_table,
+    column_array,
     finish_column,
     list_child_columns,
 )
@@ -95,14 +97,19 @@ class DecodedPage:
         return items
 
     def records(self) -> list[dict[str, Any]]:
-        """The page's records as orjson parses them."""
+        """The page's records as orjson parses them, kept for the page's other records."""
         if self._records is None:
-            try:
-                self._records = orjson.loads(self.raw)["items"]
-            except orjson.JSONDecodeError:
-                where = self.where
-                raise MalformedResponseError(f"{where} answered a body that is not JSON") from None
+            self._records = self._parse()
         return self._records
+
+    def _parse(self) -> list[dict[str, Any]]:
+        """Not kept: a page's dicts held while its batch fills would undo the saving."""
+        if self._records is not None:
+            return self._records
+        try:
+            return orjson.loads(self.raw)["items"]
+        except orjson.JSONDecodeError:
+            raise MalformedResponseError(f"{self.where} answered a body that is not JSON") from None
 
     def rows(self, rows: list[int]) -> list[tuple[str, pa.Table]] | None:
         """The tables for these page rows (in page order) and their child rows; None when
@@ -110,7 +117,7 @@ class DecodedPage:
         none of a page's records (a run with no changes) makes no table at all."""
         if self._tables is None:
             fields, self._fields = self._fields, {}
-            self._tables = self.decoder.tables(fields) or ([], {})
+            self._tables = self.decoder.tables(fields, self._parse) or ([], {})
         tables, child_rows = self._tables
         if not tables or len(rows) == self.count:
             return tables or None
@@ -172,19 +179,31 @@ class PageDecoder:
         page._fields = fields
         return _light_records(page, ids, updated, deleted)
 
-    def tables(self, fields: dict[str, pa.Array]) -> Tables | None:
+    def tables(
+        self, fields: dict[str, pa.Array], records: Callable[[], list[dict[str, Any]]]
+    ) -> Tables | None:
         """The page's tables from its parsed columns; None for a value they cannot take
-        exactly (the records are then converted from orjson's dicts)."""
+        exactly (the records are then converted from orjson's dicts). A column kept as
+        JSON text is the one column made from ``records`` (orjson's dicts of the page):
+        its text must be orjson's, which Arrow's parse cannot give back."""
         try:
-            return self._tables(fields)
+            return self._tables(fields, records)
         except _REFUSED:
             return None
 
-    def _tables(self, fields: dict[str, pa.Array]) -> Tables | None:
+    def _tables(
+        self, fields: dict[str, pa.Array], records: Callable[[], list[dict[str, Any]]]
+    ) -> Tables | None:
         spec, ids = self.spec, fields["id"]
-        arrays = []
+        arrays, dicts = [], None
         for column, data_type in spec.columns.items():
-            array = finish_column(fields[spec.keys[column]], data_type)
+            key = spec.keys[column]
+            if data_type == "json":
+                dicts = records() if dicts is None else dicts
+                values = [record.get(key) for record in dicts]
+                arrays.append(column_array(values, data_type, f"{spec.name}.{column}"))
+                continue
+            array = finish_column(fields[key], data_type)
             if array is None:
                 return None
             arrays.append(array)
@@ -249,10 +268,15 @@ def _has_non_finite(raw: bytes) -> bool:
 
 
 def _page_schema(spec: TableSpec) -> pa.Schema | None:
-    """The response's schema as far as this spec reads it; None when a column or child
-    needs Python (JSON text) or two of them read the same key."""
-    fields = []
+    """The response's schema as far as this spec reads it; None when a child needs
+    Python (JSON text) or two columns or children read the same key. A column kept as
+    JSON text is left to the reader's inference (a page whose values it cannot infer
+    one type for goes the dict path) and made from orjson's dicts."""
+    fields, json_keys = [], []
     for column, data_type in spec.columns.items():
+        if data_type == "json":
+            json_keys.append(spec.keys[column])
+            continue
         if data_type not in DECODED_TYPES:
             return None
         fields.append(pa.field(spec.keys[column], DECODED_TYPES[data_type]))
@@ -268,7 +292,7 @@ def _page_schema(spec: TableSpec) -> pa.Schema | None:
             keys = [child.item_keys[c] for c in child.columns]
             item = pa.struct([pa.field(k, t) for k, t in zip(keys, types, strict=True)])
         fields.append(pa.field(child.field, pa.list_(item)))
-    names = [f.name for f in fields]
+    names = [f.name for f in fields] + json_keys
     if len(set(names)) != len(names) or "references" in names:
         return None
     return pa.schema([pa.field("items", pa.list_(pa.struct(fields))), ("total", pa.int64())])

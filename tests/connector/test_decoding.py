@@ -14,7 +14,6 @@ from lexful_source.decoding import DecodedPage, LightRecord, PageDecoder, full_r
 from lexful_source.errors import MalformedResponseError
 from lexful_source.paging import fetch_page
 from lexful_source.sandbox import LexfulSandbox
-from lexful_source.sandbox.catalogue import LICENSE
 from lexful_source.schema import asset_table_spec
 from lexful_source.tables import build_tables, loaded_digest
 
@@ -173,9 +172,49 @@ def test_a_page_whose_values_make_no_tables_loads_from_orjsons_dicts() -> None:
         assert sorted_rows(got) == sorted_rows(want), name
 
 
-def test_a_spec_with_json_columns_is_never_decoded() -> None:
-    spec = asset_table_spec({"name": "with.file", "properties": [{"name": "f", "type": "file"}]})
-    assert PageDecoder(spec)(body([{**BASE, "id": "a", "f": {"url": "u"}}])) is None
+WITH_FILE = asset_table_spec(
+    {"name": "with.file", "properties": [{"name": "f", "type": "file"},
+                                          {"name": "n", "type": "string"}]}
+)  # fmt: skip
+
+
+def test_a_json_column_is_orjsons_text_of_the_value_with_its_key_order() -> None:
+    records = [{**BASE, "id": "a", "n": "x", "f": {"url": "u", "b": 1, "a": [2, 3]}},
+               {**BASE, "id": "b", "n": "y", "f": None},
+               {**BASE, "id": "c", "n": "z"}]  # fmt: skip
+    made = decoded(WITH_FILE, body(records))
+    assert made is not None, "a column kept as JSON text no longer sends its pages the dict path"
+    assert_same_as_dict_path(WITH_FILE, made[0], records)
+    parent = made[0].rows([0, 1, 2])[0][1].to_pydict()
+    texts = dict(zip(parent["id"], parent["f"], strict=True))
+    assert texts == {"a": '{"url":"u","b":1,"a":[2,3]}', "b": None, "c": None}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [{"url": "u"}, "just text"],
+        [1, 2.5],
+        [[1, "a"], {"k": []}],
+        [True, [None]],
+        [{"a": [2, {"z": None}]}, {"a": [1]}],
+    ],
+    ids=[
+        "object and text",
+        "whole and fraction",
+        "list and object",
+        "bool and list",
+        "a list of a number and an object",
+    ],
+)
+def test_json_values_of_mixed_types_load_as_the_dict_path_makes_them(values: list[Any]) -> None:
+    records = [{**BASE, "id": f"r{i}", "n": "x", "f": v} for i, v in enumerate(values)]
+    page = PageDecoder(WITH_FILE)(body(records))
+    items = page.make_items() if page is not None else orjson.loads(body(records))["items"]
+    expected = build_tables(WITH_FILE, records, vectorized=False)
+    for (name, got), (_, want) in zip(page_tables(WITH_FILE, items), expected, strict=True):
+        assert got.schema == want.schema, name
+        assert sorted_rows(got) == sorted_rows(want), name
 
 
 def test_reference_positions_follow_the_names_not_the_key_order() -> None:
@@ -219,7 +258,7 @@ def test_served_pages_decode_to_the_dict_paths_tables(
     make_sandbox: Callable[..., LexfulSandbox], style: str
 ) -> None:
     """Every page the local server serves; with millisecond timestamps (the common form)
-    every type without a JSON column must take the fast path."""
+    every type must take the fast path, the license's file property (JSON text) too."""
     with served_specs(make_sandbox(contacts=400, timestamp_style=style)) as (client, specs):
         for type_name in SERVED_TYPES:
             spec = specs[type_name]
@@ -227,9 +266,7 @@ def test_served_pages_decode_to_the_dict_paths_tables(
                 query = {"include_deleted": "true", "limit": 150, "offset": offset}
                 raw = client.get_json(spec.path, query, decode=lambda b: b)
                 made = decoded(spec, raw)
-                if type_name == LICENSE:
-                    assert made is None  # its agreement is a file property: JSON text
-                elif style == "millis":
+                if style == "millis":
                     assert made is not None, f"{type_name} at {offset} was not decoded"
                 if made is not None:
                     assert_same_as_dict_path(spec, made[0], orjson.loads(raw)["items"])
