@@ -43,11 +43,12 @@ DEFAULT_PARQUET_DIR = "lexful_data"
 DUCKDB_SETTINGS = {"preserve_insertion_order": False}
 # A load into a new DuckDB file (a first run, a full refresh) only appends, and appends
 # stream: with DuckDB's default limit (80% of RAM) a load of 1,000,000 contacts peaked
-# at 1.4 GB, with this one under 600 MB, its load step 1-2 s longer (of about 60 s).
+# at 1.4 GB, with this one under 600 MB, its load step 1-2 s longer (of about 60 s);
+# 150 MB rather than 200 MB kept the load step's peak under the extract's.
 # Merges keep the default: their joins and sorts spill when bounded, and a merge of a
 # million changed contacts took half as long again at this limit and did not finish in
 # 15 minutes at 150 MB (benchmarks/memory_profile.py shows the figures).
-FIRST_LOAD_MEMORY_LIMIT = "200MB"
+FIRST_LOAD_MEMORY_LIMIT = "150MB"
 GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
 # dlt gzips text loader files (Postgres' CSV) by default: writing them took half of a
 # Postgres load, and they are read back at once, on this machine. A Postgres run turns

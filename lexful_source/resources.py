@@ -48,7 +48,7 @@ SKIPPED: dict[str, str] = {}
 LOOKUP_BATCH = 100
 # Records per yielded table: dlt's cost per item (hints, schema checks) is paid once per
 # batch instead of once per page, and memory stays bounded on any account size.
-BATCH_RECORDS = 20_000
+BATCH_RECORDS = 5_000
 _MARKER_LOCK = threading.Lock()
 
 
