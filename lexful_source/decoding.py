@@ -17,6 +17,7 @@ from orjson's dicts of the page. The exactness tests hold both paths to the same
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -42,9 +43,8 @@ from .tables import (
 # and 5.0 for an int64 field (the dict path then loads 5.0 as 5 and names 5.5).
 DECODED_TYPES: dict[str, pa.DataType] = {**RAW_TYPES, "bigint": pa.int64()}
 # Bodies orjson refuses that Arrow's reader would take: NaN, Inf and Infinity literals,
-# invalid UTF-8 and a byte-order mark. The pattern also matches such words inside a
-# string (", Info"), which only sends that page the slower way.
-_NON_FINITE = (b"NaN", b"Inf")  # orjson refuses them as values; Arrow's reader takes them
+# invalid UTF-8 and a byte-order mark (see _strict_json).
+_NON_FINITE = (re.compile(rb"NaN"), re.compile(rb"Inf"))
 _SPACE = b" \t\n\r\f\v"
 _BOM = b"\xef\xbb\xbf"
 _REFUSED = (pa.ArrowException, ValueError, TypeError, KeyError)
@@ -252,18 +252,18 @@ def _strict_json(raw: bytes) -> bool:
 
 def _has_non_finite(raw: bytes) -> bool:
     """Whether a ``NaN`` or ``Inf`` (``Infinity``) stands where a value starts: after
-    ``:``, ``,`` or ``[``, whitespace and a minus sign. A regular expression over the
-    whole body cost 6 ms a page where text held "Influencer"; ``find`` skips to each
-    occurrence, and a string that merely looks like one sends its page the dict path."""
-    for literal in _NON_FINITE:
-        at = raw.find(literal)
-        while at >= 0:
-            start = at - 1 if at and raw[at - 1] == ord("-") else at
+    ``:``, ``,`` or ``[``, whitespace and a minus sign. One regular expression for all
+    of that cost 6 ms a page where text held "Influencer"; a search for the word alone
+    is a fast scan, and a string that merely looks like one sends its page the dict path."""
+    for word in _NON_FINITE:
+        for found in word.finditer(raw):
+            start = found.start()
+            if start and raw[start - 1] == ord("-"):
+                start -= 1
             while start and raw[start - 1] in _SPACE:
                 start -= 1
             if start and raw[start - 1] in b":,[":
                 return True
-            at = raw.find(literal, at + 1)
     return False
 
 
