@@ -6,6 +6,8 @@ memory is that case's alone:
 
 - floor: a plain loop fetching every page of every list with httpx and parsing it;
 - this source, full load, into DuckDB, Postgres and Parquet files;
+- DuckDB alone inserting the Parquet files of that DuckDB load (no dlt): how much of
+  the DuckDB time is the database's own work;
 - dlt's ``rest_api`` source set up as a competent user would (offset paginator,
   ``updated_at`` incremental, merge on id) with dlt's defaults, and tuned (Parquet files);
 - incremental runs of the pipeline command (interpreter start included): with no
@@ -130,6 +132,34 @@ def case_ours(env: dict[str, str], workdir: Path, destination: str) -> dict[str,
     return {"seconds": seconds, "records": records, "requests": summary.requests}
 
 
+def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """DuckDB by itself: the Parquet files of this source's last DuckDB load (in
+    ``workdir``), each inserted into a new database file, with the same settings and no
+    dlt. The part of that load's time that is DuckDB's own work."""
+    import duckdb
+
+    from lexful_source.pipeline import DUCKDB_SETTINGS, FIRST_LOAD_MEMORY_LIMIT, is_reference_table
+
+    files = sorted(workdir.glob("**/completed_jobs/*.parquet"))
+    target = workdir / "duckdb_alone.duckdb"
+    target.unlink(missing_ok=True)
+    settings = {**DUCKDB_SETTINGS, "memory_limit": FIRST_LOAD_MEMORY_LIMIT}
+    started = time.perf_counter()
+    connection = duckdb.connect(str(target), config=settings)
+    for number, path in enumerate(files):
+        connection.execute(f"create table t{number} as select * from read_parquet(?)", [str(path)])
+    connection.close()  # the checkpoint that writes the tables is part of the work
+    seconds = time.perf_counter() - started
+    records = 0  # parent tables' rows, as the other cases count records
+    with duckdb.connect(str(target), read_only=True) as connection:
+        for number, path in enumerate(files):
+            table = path.name.split(".")[0]
+            if "__" not in table and not table.startswith("_dlt") and not is_reference_table(table):
+                records += connection.execute(f"select count(*) from t{number}").fetchone()[0]
+    target.unlink()
+    return {"seconds": seconds, "records": records, "requests": None}
+
+
 def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, Any]:
     """dlt's rest_api source, configured as its docs show for an offset-paged API."""
     import dlt
@@ -180,6 +210,7 @@ CASES: dict[str, Callable[[dict[str, str], Path], dict[str, Any]]] = {
     "duckdb": lambda env, wd: case_ours(env, wd, "duckdb"),
     "postgres": lambda env, wd: case_ours(env, wd, "postgres"),
     "parquet": lambda env, wd: case_ours(env, wd, "filesystem"),
+    "duckdb_alone": case_duckdb_alone,
     "rest_api_default": lambda env, wd: case_rest_api(env, wd, tuned=False),
     "rest_api_tuned": lambda env, wd: case_rest_api(env, wd, tuned=True),
 }
@@ -240,15 +271,22 @@ def run_case(name: str, server: dict[str, str], contacts: int, workdir: Path) ->
     return result
 
 
-def run_median(name: str, server: dict[str, str], contacts: int, tmp: Path, times: int) -> Result:
-    """The run of median time among ``times`` (each in a fresh directory): one run's
-    figure moved by 10-20% on this machine, and the ratios with it. Its peak memory is
-    the highest of the runs."""
+def run_median(
+    name: str,
+    server: dict[str, str],
+    contacts: int,
+    tmp: Path,
+    times: int,
+    workdir: Path | None = None,
+) -> Result:
+    """The run of median time among ``times`` (each in a fresh directory, or all in
+    ``workdir``): one run's figure moved by 10-20% on this machine, and the ratios with
+    it. Its peak memory is the highest of the runs."""
     runs = []
     for n in range(times):
-        workdir = tmp / f"{name}-{contacts}-{n}"
-        workdir.mkdir()
-        runs.append(run_case(name, server, contacts, workdir))
+        where = workdir or tmp / f"{name}-{contacts}-{n}"
+        where.mkdir(exist_ok=workdir is not None)
+        runs.append(run_case(name, server, contacts, where))
     median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
     median.peak_mb = max(r.peak_mb for r in runs)
     if times > 1:
@@ -320,6 +358,8 @@ LABELS = {
     "duckdb": "this source, full load, DuckDB",
     "postgres": "this source, full load, Postgres",
     "parquet": "this source, full load, Parquet files",
+    "duckdb_alone": "DuckDB alone: the DuckDB load's Parquet files into a new database file, "
+    "no dlt",
     "rest_api_default": "dlt rest_api, dlt's defaults, DuckDB",
     "rest_api_tuned": "dlt rest_api, Parquet loader files, DuckDB",
     "quiet": "this source, incremental, no changes (pipeline command, process start to exit)",
@@ -445,6 +485,9 @@ def main() -> None:
                 times = 1 if case in RUN_ONCE else args.repeats
                 results.append(run_median(case, server, args.contacts, Path(tmp), times))
             ours = Path(tmp) / f"duckdb-{args.contacts}-{args.repeats - 1}"  # its last run
+            results.append(
+                run_median("duckdb_alone", server, args.contacts, Path(tmp), args.repeats, ours)
+            )
             results.append(pipeline_command(server, ours, "quiet", args.contacts))
             quiet = pipeline_command(server, ours, "quiet_lists", args.contacts,
                                      detect_archives="false")  # fmt: skip
