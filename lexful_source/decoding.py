@@ -103,7 +103,8 @@ class DecodedPage:
         return self._records
 
     def _parse(self) -> list[dict[str, Any]]:
-        """Not kept: a page's dicts held while its batch fills would undo the saving."""
+        """The records as orjson parses them, not kept: a page's dicts stay out of memory
+        while its records wait in a batch."""
         if self._records is not None:
             return self._records
         try:
