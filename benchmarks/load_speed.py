@@ -141,6 +141,8 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     from lexful_source.pipeline import DUCKDB_SETTINGS, FIRST_LOAD_MEMORY_LIMIT, is_reference_table
 
     files = sorted(workdir.glob("**/completed_jobs/*.parquet"))
+    if not files:
+        raise RuntimeError(f"no Parquet files of a finished DuckDB load under {workdir}")
     target = workdir / "duckdb_alone.duckdb"
     target.unlink(missing_ok=True)
     settings = {**DUCKDB_SETTINGS, "memory_limit": FIRST_LOAD_MEMORY_LIMIT}
