@@ -34,6 +34,7 @@ from .tables import (
     RAW_TYPES,
     build_tables,
     child_arrow_table,
+    child_item_type,
     column_array,
     finish_column,
     list_child_columns,
@@ -284,14 +285,9 @@ def _page_schema(spec: TableSpec) -> pa.Schema | None:
     for child in spec.children:
         if child.field == "references":
             continue  # its names are the data's: inferred
-        types = [DECODED_TYPES.get(t) for t in child.columns.values()]
-        if None in types:
+        item = child_item_type(child, DECODED_TYPES)
+        if item is None:
             return None
-        if child.scalar:
-            item: pa.DataType = types[0]
-        else:
-            keys = [child.item_keys[c] for c in child.columns]
-            item = pa.struct([pa.field(k, t) for k, t in zip(keys, types, strict=True)])
         fields.append(pa.field(child.field, pa.list_(item)))
     names = [f.name for f in fields] + json_keys
     if len(set(names)) != len(names) or "references" in names:

@@ -203,21 +203,28 @@ def _child_columns(child: ChildTable, records: list[dict[str, Any]]) -> dict[str
     return {c: column_array(rows[c], t, f"{child.name}.{c}") for c, t in child.all_columns.items()}
 
 
+def child_item_type(child: ChildTable, types: dict[str, pa.DataType]) -> pa.DataType | None:
+    """The Arrow type of one item of an array property, its columns read as ``types``
+    says (the dict path's raw types, or the decoder's); None when a column has no type
+    there and so needs the value-by-value path."""
+    found = [types.get(t) for t in child.columns.values()]
+    if None in found:
+        return None
+    if child.scalar:
+        return found[0]
+    keys = [child.item_keys[c] for c in child.columns]
+    return pa.struct([pa.field(k, t) for k, t in zip(keys, found, strict=True)])
+
+
 def _fast_child_columns(
     child: ChildTable, records: list[dict[str, Any]]
 ) -> dict[str, pa.Array] | None:
     """Child rows of an array property from one Arrow list conversion, or None when a
     value needs the value-by-value path (JSON text, an item that is not an object, a
     value Arrow refuses)."""
-    types = [RAW_TYPES.get(t) for t in child.columns.values()]
-    if None in types:
+    item_type = child_item_type(child, RAW_TYPES)
+    if item_type is None:
         return None
-    if child.scalar:
-        item_type: pa.DataType = types[0]
-    else:
-        item_type = pa.struct(
-            [pa.field(child.item_keys[c], t) for c, t in zip(child.columns, types, strict=True)]
-        )
     values = [r.get(child.field) for r in records]
     if any(v is not None and type(v) is not list for v in values):
         return None  # Arrow would read a string as a list of its characters
