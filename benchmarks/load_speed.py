@@ -64,6 +64,8 @@ class Result:
     requests: int | None
     peak_mb: float
     note: str = ""
+    cpu: float | None = None  # CPU seconds of the case's process (all its threads)
+    server_cpu: float | None = None  # the local server's CPU seconds meanwhile
 
     @property
     def per_second(self) -> float:
@@ -71,6 +73,16 @@ class Result:
 
 
 # ---- the cases, each run in a child process (``--case``) -------------------------------
+
+
+@contextmanager
+def clock() -> Iterator[dict[str, float]]:
+    """Wall and CPU seconds of the block, CPU being this process's, all threads: on two
+    cores a case can be slow for lack of cores rather than for waiting."""
+    figures: dict[str, float] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield figures
+    figures.update(seconds=time.perf_counter() - wall, cpu=time.process_time() - cpu)
 
 
 def session(env: dict[str, str]) -> httpx.Client:
@@ -102,34 +114,33 @@ LIST_QUERY = {"include_deleted": "true", "updated_at[gte]": "1970-01-01T00:00:00
 
 def case_floor(env: dict[str, str], _: Path) -> dict[str, Any]:
     client = session(env)
-    started = time.perf_counter()
     records = requests = 0
-    for path in list_paths(client):
-        offset, total = 0, 1
-        while offset < total:
-            params = {**LIST_QUERY, "limit": PAGE, "offset": offset}
-            doc = orjson.loads(client.get(path, params=params).content)
-            total, offset = doc["total"], offset + PAGE
-            records += len(doc["items"])
-            requests += 1
-    return {"seconds": time.perf_counter() - started, "records": records, "requests": requests}
+    with clock() as timed:
+        for path in list_paths(client):
+            offset, total = 0, 1
+            while offset < total:
+                params = {**LIST_QUERY, "limit": PAGE, "offset": offset}
+                doc = orjson.loads(client.get(path, params=params).content)
+                total, offset = doc["total"], offset + PAGE
+                records += len(doc["items"])
+                requests += 1
+    return {**timed, "records": records, "requests": requests}
 
 
 def case_ours(env: dict[str, str], workdir: Path, destination: str) -> dict[str, Any]:
     os.chdir(workdir)
     from lexful_source.pipeline import is_reference_table, run_load
 
-    started = time.perf_counter()
-    summary = run_load(
-        destination=destination,
-        dataset_name="lexful_bench",
-        pipeline_name=f"bench_{destination}",
-        full_refresh=True,
-    )
-    seconds = time.perf_counter() - started
+    with clock() as timed:
+        summary = run_load(
+            destination=destination,
+            dataset_name="lexful_bench",
+            pipeline_name=f"bench_{destination}",
+            full_refresh=True,
+        )
     # organizations and asset types, as the floor counts them (not the reference lists)
     records = sum(n for t, n in summary.rows.items() if "__" not in t and not is_reference_table(t))
-    return {"seconds": seconds, "records": records, "requests": summary.requests}
+    return {**timed, "records": records, "requests": summary.requests}
 
 
 def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
@@ -146,12 +157,12 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     target = workdir / "duckdb_alone.duckdb"
     target.unlink(missing_ok=True)
     settings = {**DUCKDB_SETTINGS, "memory_limit": FIRST_LOAD_MEMORY_LIMIT}
-    started = time.perf_counter()
-    connection = duckdb.connect(str(target), config=settings)
-    for number, path in enumerate(files):
-        connection.execute(f"create table t{number} as select * from read_parquet(?)", [str(path)])
-    connection.close()  # the checkpoint that writes the tables is part of the work
-    seconds = time.perf_counter() - started
+    with clock() as timed:
+        connection = duckdb.connect(str(target), config=settings)
+        for number, path in enumerate(files):
+            sql = f"create table t{number} as select * from read_parquet(?)"
+            connection.execute(sql, [str(path)])
+        connection.close()  # the checkpoint that writes the tables is part of the work
     records = 0  # parent tables' rows, as the other cases count records
     with duckdb.connect(str(target), read_only=True) as connection:
         for number, path in enumerate(files):
@@ -159,7 +170,7 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
             if "__" not in table and not table.startswith("_dlt") and not is_reference_table(table):
                 records += connection.execute(f"select count(*) from t{number}").fetchone()[0]
     target.unlink()
-    return {"seconds": seconds, "records": records, "requests": None}
+    return {**timed, "records": records, "requests": None}
 
 
 def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, Any]:
@@ -199,12 +210,11 @@ def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, 
         destination=dlt.destinations.duckdb(str(workdir / "rest_api.duckdb")),
         dataset_name="lexful_rest_api",
     )
-    started = time.perf_counter()
-    pipeline.run(rest_api_source(config), loader_file_format="parquet" if tuned else None)
-    seconds = time.perf_counter() - started
+    with clock() as timed:
+        pipeline.run(rest_api_source(config), loader_file_format="parquet" if tuned else None)
     counts = pipeline.last_trace.last_normalize_info.row_counts
     records = sum(n for t, n in counts.items() if "__" not in t and not t.startswith("_dlt"))
-    return {"seconds": seconds, "records": records, "requests": None}
+    return {**timed, "records": records, "requests": None}
 
 
 CASES: dict[str, Callable[[dict[str, str], Path], dict[str, Any]]] = {
@@ -228,9 +238,26 @@ def run_case_here(name: str, workdir: Path) -> None:
 # ---- the parent: server, child processes, table ----------------------------------------
 
 
+@dataclass
+class Server:
+    """The local server's SOURCES__LEXFUL__ variables and its process."""
+
+    env: dict[str, str]
+    pid: int
+
+    def cpu(self) -> float | None:
+        """CPU seconds the server has used so far (None without Linux's /proc): the server
+        shares the machine's cores with the case it serves."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def local_server(contacts: int) -> Iterator[dict[str, str]]:
-    """A seeded local Lexful in its own process; yields its SOURCES__LEXFUL__ variables."""
+def local_server(contacts: int) -> Iterator[Server]:
+    """A seeded local Lexful in its own process."""
     command = [sys.executable, "-m", "lexful_source.sandbox", "--port", "0",
                "--contacts", str(contacts)]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -247,35 +274,42 @@ def local_server(contacts: int) -> Iterator[dict[str, str]]:
                 break
         if process.poll() is not None:
             raise RuntimeError("the local server did not start")
-        yield env
+        yield Server(env, process.pid)
     finally:
         process.terminate()
         process.wait()
 
 
-def child_env(server: dict[str, str], workdir: Path) -> dict[str, str]:
+def child_env(server: Server, workdir: Path) -> dict[str, str]:
     """The server's credentials; dlt's pipelines and the DuckDB file in ``workdir``."""
-    env = {**os.environ, **server, "PYTHONPATH": str(ROOT), "DLT_DATA_DIR": str(workdir)}
+    env = {**os.environ, **server.env, "PYTHONPATH": str(ROOT), "DLT_DATA_DIR": str(workdir)}
     env.setdefault("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES)
     env.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
     return env
 
 
-def run_case(name: str, server: dict[str, str], contacts: int, workdir: Path) -> Result:
+def run_case(name: str, server: Server, contacts: int, workdir: Path) -> Result:
     command = [sys.executable, str(Path(__file__).resolve()), "--case", name,
                "--workdir", str(workdir)]  # fmt: skip
-    out, _, peak = measured(command, child_env(server, workdir), workdir)
+    server_before = server.cpu()
+    out, _, peak, _ = measured(command, child_env(server, workdir), workdir)
     figures = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     result = Result(name, contacts, figures["seconds"], figures["records"],
-                    figures["requests"], peak)  # fmt: skip
+                    figures["requests"], peak, cpu=figures["cpu"],
+                    server_cpu=server_cpu(server, server_before))  # fmt: skip
     print(f"  {name:<18} {result.seconds:7.2f} s  {result.per_second:10,.0f} records/s  "
-          f"{result.peak_mb:6.0f} MB", flush=True)  # fmt: skip
+          f"{result.peak_mb:6.0f} MB  CPU {result.cpu:5.2f} s", flush=True)  # fmt: skip
     return result
+
+
+def server_cpu(server: Server, before: float | None) -> float | None:
+    after = server.cpu()
+    return None if before is None or after is None else after - before
 
 
 def run_median(
     name: str,
-    server: dict[str, str],
+    server: Server,
     contacts: int,
     tmp: Path,
     times: int,
@@ -296,9 +330,9 @@ def run_median(
     return median
 
 
-def measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, float, float]:
-    """(stdout, wall seconds, peak MB) of one child process; wait4 reports that child's
-    own peak resident memory."""
+def measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, float, float, float]:
+    """(stdout, wall seconds, peak MB, CPU seconds) of one child process; wait4 reports
+    that child's own peak resident memory and CPU time."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
@@ -310,11 +344,11 @@ def measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[str, f
         text, errors = out.read(), err.read()
     if process.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{text}\n{errors[-3000:]}")
-    return text, seconds, usage.ru_maxrss / 1024
+    return text, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def pipeline_command(
-    server: dict[str, str], workdir: Path, label: str, contacts: int, **settings: str
+    server: Server, workdir: Path, label: str, contacts: int, **settings: str
 ) -> Result:
     """The pipeline command as a scheduler runs it: wall time from process start to exit.
     ``settings`` are source settings, passed as a scheduler would: in the environment."""
@@ -322,21 +356,23 @@ def pipeline_command(
                "--pipeline-name", "bench_duckdb", "--dataset-name", "lexful_bench"]  # fmt: skip
     env = child_env(server, workdir)
     env.update({f"SOURCES__LEXFUL__{k.upper()}": v for k, v in settings.items()})
-    out, seconds, peak = measured(command, env, workdir)
+    server_before = server.cpu()
+    out, seconds, peak, cpu = measured(command, env, workdir)
     summary = next(line for line in out.splitlines() if line.startswith("Loaded Lexful"))
     requests = int(summary.split(" with ")[1].split(" API requests")[0].replace(",", ""))
     rows = [line.split() for line in out.splitlines()[1:] if line.startswith("  ")]
     counts = {r[0]: r[-1].replace(",", "") for r in rows if len(r) == 2}
     records = sum(int(n) for table, n in counts.items() if n.isdigit() and "__" not in table)
-    result = Result(label, contacts, seconds, records, requests, peak)
+    result = Result(label, contacts, seconds, records, requests, peak, cpu=cpu,
+                    server_cpu=server_cpu(server, server_before))  # fmt: skip
     print(f"  {label:<18} {seconds:7.2f} s  {requests} requests, {records:,} records  "
-          f"{peak:6.0f} MB", flush=True)  # fmt: skip
+          f"{peak:6.0f} MB  CPU {cpu:5.2f} s", flush=True)  # fmt: skip
     return result
 
 
-def change_records(server: dict[str, str], share: float, seed: int = 7) -> int:
+def change_records(server: Server, share: float, seed: int = 7) -> int:
     """PATCH ``share`` of the records of every asset type, as a user editing them would."""
-    env = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.items()}
+    env = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.env.items()}
     client = session(env)
     rng, changed = random.Random(seed), 0
     for path in list_paths(client)[1:]:
@@ -380,21 +416,59 @@ def report(results: list[Result], contacts: int, command: str) -> str:
         "its own process; each case in a fresh child process (its own imports, its own "
         "peak memory). Full loads are timed around the load call; incremental runs from "
         "process start to exit. Where a case ran more than once, the table shows the run of "
-        "median time and the highest peak memory of its runs.",
+        "median time and the highest peak memory of its runs. CPU seconds: the case's "
+        "process, all its threads, over the timed part; the server's, over the whole case.",
         "",
-        "| case | contacts | seconds | records | records/s | requests | peak MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| case | contacts | seconds | records | records/s | requests | peak MB | CPU s | "
+        "server CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         label = LABELS.get(r.case, r.case) + (f" ({r.note})" if r.note else "")
         requests = "" if r.requests is None else f"{r.requests:,}"
+        cpu, server = ("" if v is None else f"{v:.2f}" for v in (r.cpu, r.server_cpu))
         lines.append(
             f"| {label} | {r.contacts:,} | {r.seconds:.2f} | {r.records:,} | "
-            f"{r.per_second:,.0f} | {requests} | {r.peak_mb:,.0f} |"
+            f"{r.per_second:,.0f} | {requests} | {r.peak_mb:,.0f} | {cpu} | {server} |"
         )
     lines += ["", "| target | measured | holds |", "|---|---:|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(main, results)]
+    bounds = list(floor_bounds(main))
+    if bounds:
+        lines += [
+            "",
+            "How near the floor a DuckDB load can come, from this run's figures:",
+            "",
+            "| | seconds | x floor |",
+            "|---|---:|---:|",
+        ]
+        floor = main["floor"].seconds
+        lines += [f"| {label} | {value:.2f} | {value / floor:.2f}x |" for label, value in bounds]
     return "\n".join(lines) + "\n"
+
+
+def floor_bounds(main: dict[str, Result]) -> Iterator[tuple[str, float]]:
+    """Two lower bounds on the DuckDB load's time, beside what it took. dlt runs its
+    steps one after another: the extract fetches and parses what the floor does, and the
+    load step inserts what DuckDB alone does, so the two add up. And the load's CPU
+    seconds (its own and the server's) cannot run in less than that work spread evenly
+    over the machine's cores."""
+    floor, ours, alone = main.get("floor"), main.get("duckdb"), main.get("duckdb_alone")
+    if not (floor and ours):
+        return
+    if alone:
+        yield (
+            "floor + DuckDB alone: the steps in series, with nothing else",
+            (floor.seconds + alone.seconds),
+        )
+    if ours.cpu is not None and ours.server_cpu is not None:
+        cores = os.cpu_count() or 1
+        yield (
+            f"the DuckDB load's CPU seconds, its process and the server's, over {cores} "
+            "cores busy all the time",
+            (ours.cpu + ours.server_cpu) / cores,
+        )
+    yield "the DuckDB load, as measured", ours.seconds
 
 
 def targets(main: dict[str, Result], results: list[Result]) -> Iterator[tuple[str, str, bool]]:
@@ -493,7 +567,7 @@ def main() -> None:
             results.append(pipeline_command(server, ours, "quiet", args.contacts))
             quiet = pipeline_command(server, ours, "quiet_lists", args.contacts,
                                      detect_archives="false")  # fmt: skip
-            credentials = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.items()}
+            credentials = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.env.items()}
             # organizations, each asset type, the catalogue, users and organization types
             quiet.note = f"{len(list_paths(session(credentials))) + 3} resources"
             results.append(quiet)
