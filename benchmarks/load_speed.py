@@ -245,6 +245,11 @@ class Server:
     env: dict[str, str]
     pid: int
 
+    @property
+    def credentials(self) -> dict[str, str]:
+        """Its variables without the prefix, as ``session`` takes them."""
+        return {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in self.env.items()}
+
     def cpu(self) -> float | None:
         """CPU seconds the server has used so far (None without Linux's /proc): the server
         shares the machine's cores with the case it serves."""
@@ -375,8 +380,7 @@ def pipeline_command(
 
 def change_records(server: Server, share: float, seed: int = 7) -> int:
     """PATCH ``share`` of the records of every asset type, as a user editing them would."""
-    env = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.env.items()}
-    client = session(env)
+    client = session(server.credentials)
     rng, changed = random.Random(seed), 0
     for path in list_paths(client)[1:]:
         ids, offset, total = [], 0, 1
@@ -574,9 +578,8 @@ def main() -> None:
             results.append(pipeline_command(server, ours, "quiet", args.contacts))
             quiet = pipeline_command(server, ours, "quiet_lists", args.contacts,
                                      detect_archives="false")  # fmt: skip
-            credentials = {k.removeprefix("SOURCES__LEXFUL__"): v for k, v in server.env.items()}
             # organizations, each asset type, the catalogue, users and organization types
-            quiet.note = f"{len(list_paths(session(credentials))) + 3} resources"
+            quiet.note = f"{len(list_paths(session(server.credentials))) + 3} resources"
             results.append(quiet)
             changed = change_records(server, CHANGED_SHARE)
             result = pipeline_command(server, ours, "changed", args.contacts)
