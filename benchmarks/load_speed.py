@@ -476,8 +476,8 @@ def near_the_floor(main: dict[str, Result]) -> Iterator[tuple[str, float]]:
     its own and the server's, are a bound: no schedule runs them in less than that work
     spread evenly over the machine's cores (the server's are counted over the whole
     case, hundredths of a second more). The load without its load step is what running
-    that step alongside the extract (a redesign of how the run uses dlt) could bring at
-    best, were the extract no slower for sharing the cores."""
+    that step alongside the extract (a redesign of how the run uses dlt) could not beat;
+    nor the CPU bound, which the same work still has to fit."""
     floor, ours, alone = main.get("floor"), main.get("duckdb"), main.get("duckdb_alone")
     if not (floor and ours):
         return
