@@ -419,10 +419,33 @@ def run_median(
         where = workdir or tmp / f"{name}-{contacts}-{n}"
         where.mkdir(exist_ok=workdir is not None)
         runs.append(run_case(name, server, contacts, where))
+    return median_of(runs)
+
+
+def run_rounds(
+    cases: list[str], server: Server, contacts: int, tmp: Path, times: int
+) -> list[Result]:
+    """Each case's median run, the cases taking turns: round n runs every case once. This
+    shared machine's speed drifts within minutes (the floor alone took 1.25 to 2.48 s in
+    four runs of one quarter hour); with each case's runs in a block, a drift between
+    blocks moved the ratios, and taking turns slows or speeds every case alike. Cases in
+    RUN_ONCE run in the first round only."""
+    runs: dict[str, list[Result]] = {case: [] for case in cases}
+    for n in range(times):
+        for case in cases:
+            if n == 0 or case not in RUN_ONCE:
+                where = tmp / f"{case}-{contacts}-{n}"
+                where.mkdir()
+                runs[case].append(run_case(case, server, contacts, where))
+    return [median_of(found) for found in runs.values()]
+
+
+def median_of(runs: list[Result]) -> Result:
+    """The run of median time, with the highest peak memory of the runs."""
     median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
     median.peak_mb = max(r.peak_mb for r in runs)
-    if times > 1:
-        median.note = f"median of {times}"
+    if len(runs) > 1:
+        median.note = f"median of {len(runs)}"
     return median
 
 
@@ -513,7 +536,8 @@ def report(results: list[Result], contacts: int, command: str) -> str:
         "its own process; each case in a fresh child process (its own imports, its own "
         "peak memory). Full loads are timed around the load call; incremental runs from "
         "process start to exit. Where a case ran more than once, the table shows the run of "
-        "median time and the highest peak memory of its runs. CPU seconds: the case's "
+        "median time and the highest peak memory of its runs; the full loads at "
+        f"{contacts:,} contacts took turns, each running once a round. CPU seconds: the case's "
         "process, all its threads, over the timed part; the server's, over the whole case.",
         "",
         "| case | contacts | seconds | records | records/s | requests | peak MB | CPU s | "
@@ -673,9 +697,7 @@ def main() -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="lexful-bench-") as tmp:
         with local_server(args.contacts) as server:
-            for case in cases:
-                times = 1 if case in RUN_ONCE else args.repeats
-                results.append(run_median(case, server, args.contacts, Path(tmp), times))
+            results += run_rounds(cases, server, args.contacts, Path(tmp), args.repeats)
             ours = Path(tmp) / f"duckdb-{args.contacts}-{args.repeats - 1}"  # its last run
             for case in ("duckdb_alone", "overlap"):
                 results.append(

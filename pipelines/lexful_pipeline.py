@@ -15,9 +15,13 @@ changed since the last one. Exit code 0 on success; otherwise one line says why.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -123,5 +127,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def leave(code: int) -> NoReturn:
+    """Exit with ``code`` as Python would, less its teardown of every object the run made.
+
+    That teardown frees hundreds of megabytes object by object: 0.3 s of a 1.5 s run
+    with nothing to load, which the OS does at once. What the teardown does that matters
+    is done first, as CPython does it: other threads finish (thread pools told to stop),
+    the exit handlers run (logging's flush, DuckDB's and dlt's clean-up), and the output
+    is flushed. Where those steps cannot be taken ahead (not CPython), it exits the
+    usual way."""
+    # CPython's own first steps of an exit, in its order; neither is public API
+    join_threads = getattr(threading, "_shutdown", None)
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if join_threads is None or run_exit_handlers is None:
+        sys.exit(code)
+    join_threads()
+    run_exit_handlers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

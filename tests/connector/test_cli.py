@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,29 @@ def test_demo_needs_no_configuration_and_writes_a_duckdb_file(cli: Cli) -> None:
     assert int(summary["requests"]) > 0
     assert rows["system_contact"] == 300
     assert {t: count(database, t) for t in rows} == rows
+
+
+def test_the_quick_exit_keeps_the_code_the_output_the_handlers_and_the_threads(cli: Cli) -> None:
+    """The command ends with ``leave``, which skips Python's teardown of every object but
+    nothing a caller sees: the exit code, output still in the pipe's buffer, the exit
+    handlers (logging's, DuckDB's, dlt's) and a thread still at work."""
+    script = textwrap.dedent(
+        f"""
+        import atexit, sys, threading, time
+        sys.path.insert(0, {str(COMMAND.parent)!r})
+        from lexful_pipeline import leave
+        atexit.register(print, "exit handler ran")
+        def late():
+            time.sleep(0.3)
+            print("thread finished")
+        threading.Thread(target=late).start()
+        print("buffered", end="")  # a pipe's stdout holds this until a flush
+        leave(3)
+        """
+    )
+    run = cli.python("-c", script)
+    assert (run.returncode, run.stderr) == (3, "")
+    assert run.stdout == "bufferedthread finished\nexit handler ran\n"
 
 
 def test_runs_after_a_demo_load_everything_then_only_changes(
