@@ -429,14 +429,16 @@ def run_rounds(
     shared machine's speed drifts within minutes (the floor alone took 1.25 to 2.48 s in
     four runs of one quarter hour); with each case's runs in a block, a drift between
     blocks moved the ratios, and taking turns slows or speeds every case alike. Cases in
-    RUN_ONCE run in the first round only."""
+    RUN_ONCE run once, after the rounds, which they would otherwise stretch."""
     runs: dict[str, list[Result]] = {case: [] for case in cases}
-    for n in range(times):
-        for case in cases:
-            if n == 0 or case not in RUN_ONCE:
-                where = tmp / f"{case}-{contacts}-{n}"
-                where.mkdir()
-                runs[case].append(run_case(case, server, contacts, where))
+    rounds = [[c for c in cases if c not in RUN_ONCE]] * times + [
+        [c for c in cases if c in RUN_ONCE]
+    ]
+    for n, turn in enumerate(rounds):
+        for case in turn:
+            where = tmp / f"{case}-{contacts}-{n}"
+            where.mkdir()
+            runs[case].append(run_case(case, server, contacts, where))
     return [median_of(found) for found in runs.values()]
 
 
@@ -536,8 +538,10 @@ def report(results: list[Result], contacts: int, command: str) -> str:
         "its own process; each case in a fresh child process (its own imports, its own "
         "peak memory). Full loads are timed around the load call; incremental runs from "
         "process start to exit. Where a case ran more than once, the table shows the run of "
-        "median time and the highest peak memory of its runs; the full loads at "
-        f"{contacts:,} contacts took turns, each running once a round. CPU seconds: the case's "
+        "median time and the highest peak memory of its runs. The full loads at "
+        f"{contacts:,} contacts took turns, one run of each a round (rest_api with dlt's "
+        "defaults once, after the rounds); DuckDB alone and the stand-in ran after them, on "
+        "the last DuckDB run's files. CPU seconds: the case's "
         "process, all its threads, over the timed part; the server's, over the whole case.",
         "",
         "| case | contacts | seconds | records | records/s | requests | peak MB | CPU s | "
@@ -688,6 +692,8 @@ def main() -> None:
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if args.case:
         run_case_here(args.case, args.workdir)
         return

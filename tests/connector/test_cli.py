@@ -131,25 +131,39 @@ def test_demo_needs_no_configuration_and_writes_a_duckdb_file(cli: Cli) -> None:
 
 def test_the_quick_exit_keeps_the_code_the_output_the_handlers_and_the_threads(cli: Cli) -> None:
     """The command ends with ``leave``, which skips Python's teardown of every object but
-    nothing a caller sees: the exit code, output still in the pipe's buffer, the exit
-    handlers (logging's, DuckDB's, dlt's) and a thread still at work."""
+    nothing a caller sees: the exit code, output still in the pipes' buffers, the exit
+    handlers (here logging's, which writes a held record out), a thread still at work and
+    a thread pool never shut down."""
     script = textwrap.dedent(
         f"""
-        import atexit, sys, threading, time
+        import atexit, logging, logging.handlers, sys, threading, time
+        from concurrent.futures import ThreadPoolExecutor
         sys.path.insert(0, {str(COMMAND.parent)!r})
         from lexful_pipeline import leave
+        held = logging.handlers.MemoryHandler(100, logging.CRITICAL, logging.StreamHandler())
+        logging.getLogger().addHandler(held)
+        logging.warning("logged, held until logging shuts down")
         atexit.register(print, "exit handler ran")
-        def late():
+        def late(what):
             time.sleep(0.3)
-            print("thread finished")
-        threading.Thread(target=late).start()
+            print(what)
+        threading.Thread(target=late, args=("thread finished",)).start()
+        ThreadPoolExecutor(1).submit(late, "pool task finished")
         print("buffered", end="")  # a pipe's stdout holds this until a flush
+        print("partial", end="", file=sys.stderr)
         leave(3)
         """
     )
-    run = cli.python("-c", script)
-    assert (run.returncode, run.stderr) == (3, "")
-    assert run.stdout == "bufferedthread finished\nexit handler ran\n"
+    run = cli.python("-c", script, env={"PYTHONUNBUFFERED": None})  # buffered, as in cron
+    assert run.returncode == 3, run.stderr
+    assert run.stdout.startswith("buffered")
+    assert sorted(run.stdout.removeprefix("buffered").splitlines()) == [
+        "exit handler ran",
+        "pool task finished",
+        "thread finished",
+    ]
+    assert run.stdout.endswith("exit handler ran\n")  # after the threads, as Python does it
+    assert run.stderr == "partiallogged, held until logging shuts down\n"
 
 
 def test_runs_after_a_demo_load_everything_then_only_changes(
