@@ -137,9 +137,11 @@ def leave(code: int) -> NoReturn:
     relies on from an exit is done first, as CPython does it: other threads finish
     (thread pools told to stop), the exit handlers run (logging's flush, DuckDB's and
     dlt's clean-up) and the output is flushed, C's buffers too. What is skipped: the
-    clean-up of objects still alive at exit (``__del__``), which nothing of this command
-    needs. Where those steps cannot be taken ahead (another Python), it exits the usual
-    way."""
+    clean-up of objects still alive at exit (``__del__``, files left open), which nothing
+    of this command needs. Two codes are its own: 130 when a second Ctrl-C stops the
+    wait for other threads, and 120 (Python's) when a successful run's output cannot be
+    written, as into ``| head``. Where those steps cannot be taken ahead (another
+    Python), it exits the usual way."""
     # CPython's own first steps of an exit, in its order; neither is public API
     join_threads = getattr(threading, "_shutdown", None)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
@@ -148,14 +150,15 @@ def leave(code: int) -> NoReturn:
     try:
         join_threads()
     except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, as Python's own exit does
-        code = 130
+        code = 130  # this command's code for an interrupt (main returns it too)
     run_exit_handlers()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None or stream.closed:  # Python's exit skips these too
+            continue
         try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # a reader gone (`| head`) or a closed stream
-            code = code or 120  # Python's own exit code when the flush fails
+            stream.flush()
+        except OSError:  # the reader is gone (`| head`)
+            code = code or 120  # a failed run keeps its own code
     with contextlib.suppress(OSError, AttributeError, TypeError):  # no C library to call
         ctypes.CDLL(None).fflush(None)  # what C code printed: os._exit would drop it
     os._exit(code)
