@@ -9,7 +9,8 @@ The demo has its own pipeline (lexful_demo: ./lexful_demo_warehouse.duckdb, or d
 lexful_demo elsewhere), so its cursors and rows never mix with a real load's.
 
 Idempotent: run it as often as you like (cron, Airflow, ...); each run loads what
-changed since the last one. Exit code 0 on success; otherwise one line says why.
+changed since the last one. Exit code 0 on success; otherwise one line says why (130
+after Ctrl-C and 120 when the summary cannot be written come without it: see leave).
 """
 
 from __future__ import annotations
