@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from .errors import MalformedResponseError
+from .records import LightRecord, ParsedPage, full_record
 from .schema import TableSpec
 from .settings import MARKER, MARKER_POSITION, PARENT_KEY, POSITION
 from .tables import (
@@ -52,24 +53,7 @@ _REFUSED = (pa.ArrowException, ValueError, TypeError, KeyError)
 LIGHT_KEYS = ("id", "updated_at", "deleted_at")
 
 
-class LightRecord(dict):  # type: ignore[type-arg]
-    """A decoded record's id, ``updated_at`` and ``deleted_at``: what paging reads of
-    every record. ``full()`` is the whole record, parsed on first use of its page."""
-
-    __slots__ = ("page", "row")
-    page: DecodedPage
-    row: int
-
-    def full(self) -> dict[str, Any]:
-        return self.page.records()[self.row]
-
-
-def full_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The whole record, whichever path read it."""
-    return record.full() if isinstance(record, LightRecord) else record
-
-
-class DecodedPage:
+class DecodedPage(ParsedPage):
     """A list answer Arrow's reader parsed. Its ``total`` is known at once, which is all
     the read-ahead thread needs to ask for the next page. Its records are made by
     ``make_items``, which the reader calls on its own thread, so the requests wait for
@@ -314,7 +298,7 @@ def _rows_of(lists: pa.ListArray) -> np.ndarray:
 
 
 def _reference_columns(references: pa.Array | None, ids: pa.Array) -> dict[str, Any] | None:
-    """The references child rows, as ``tables._reference_pairs`` makes them: names in
+    """The references child rows, as ``records.reference_pairs`` makes them: names in
     sorted order, each name's ids in list order, an object's ``id``, nulls skipped, and
     a marker row for a record with none. None for any other shape."""
     names = _reference_names(references)

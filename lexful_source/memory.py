@@ -16,8 +16,7 @@ import ctypes
 import logging
 import os
 import platform
-
-import pyarrow as pa
+import sys
 
 log = logging.getLogger("lexful_source")
 # mallopt(3) parameters, and glibc's initial value of both thresholds (128 KiB)
@@ -25,15 +24,24 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 GLIBC_THRESHOLD = 128 * 1024
 
 
+def _use_jemalloc() -> None:
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        log.debug("pyarrow has no jemalloc pool; keeping %s", pa.default_memory_pool())
+
+
 def keep_memory_flat() -> None:
     """Set the process's allocators as above; a setting the user made wins (the
     ``ARROW_DEFAULT_MEMORY_POOL`` and ``MALLOC_*_THRESHOLD_`` variables). Both last for
     the rest of the process; neither changes what is loaded."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        try:
-            pa.set_memory_pool(pa.jemalloc_memory_pool())
-        except NotImplementedError:  # a pyarrow built without jemalloc
-            log.debug("pyarrow has no jemalloc pool; keeping %s", pa.default_memory_pool())
+        if "pyarrow" in sys.modules or platform.system() != "Linux":
+            _use_jemalloc()
+        else:  # Arrow reads it when it makes its pool; a run that loads nothing never does
+            os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"  # in Linux's wheels
     if platform.libc_ver()[0] != "glibc":
         return
     libc = ctypes.CDLL("libc.so.6")

@@ -30,21 +30,24 @@ from queue import Full, Queue
 from typing import Any
 
 from .client import LexfulClient, describe
-from .decoding import DecodedPage, PageDecoder
 from .errors import MalformedResponseError, PaginationError
+from .records import ParsedPage
 from .timestamps import format_timestamp, parse_timestamp
+
+# A page's body to a parsed page, or None for the dict path (records.OnDemandDecoder)
+Decoder = Callable[[bytes], ParsedPage | None]
 
 
 @dataclass
 class Page:
-    records: list[dict[str, Any]] | DecodedPage
+    records: list[dict[str, Any]] | ParsedPage
     total: int | None
     offset: int
 
     @property
     def items(self) -> list[dict[str, Any]]:
         """The records; a decoded page makes them here, on the thread that reads them."""
-        if isinstance(self.records, DecodedPage):
+        if isinstance(self.records, ParsedPage):
             self.records = self.records.make_items()
         return self.records
 
@@ -55,14 +58,14 @@ def fetch_page(
     params: Mapping[str, Any],
     offset: int,
     limit: int,
-    decode: PageDecoder | None = None,
+    decode: Decoder | None = None,
 ) -> Page:
     """One list request, checked against the documented response shape. With ``decode``
     a page it can read comes parsed by Arrow (decoding.py); any other as orjson's dicts."""
     query = {**params, "limit": limit, "offset": offset}
     doc = client.get_json(path, query, decode)
     where = describe("GET", path, query)
-    if isinstance(doc, DecodedPage):
+    if isinstance(doc, ParsedPage):
         doc.where = where
         return Page(doc, doc.total, offset)
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
@@ -125,7 +128,7 @@ class WindowScan:
     params: Mapping[str, Any] = field(default_factory=dict)
     cursor_field: str = "updated_at"  # or deleted_at, to find archives that kept updated_at
     prefetch: int = 0  # pages read ahead of the one being converted (see ReadAhead)
-    decode: PageDecoder | None = None  # reads pages straight to tables (decoding.py)
+    decode: Decoder | None = None  # reads pages straight to tables (records.py, decoding.py)
     cursor: datetime | None = None
     versions_at_cursor: dict[str, str] = field(default_factory=dict)
     records: int = 0

@@ -15,22 +15,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dlt
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
 from .client import LexfulClient
-from .decoding import PageDecoder, full_record, page_tables
 from .errors import ApiError
 from .paging import WindowScan, fetch_page, scan_all
+from .records import OnDemandDecoder, full_record, loaded_digest
 from .schema import TableSpec, dlt_columns
-from .settings import CATALOGUE_RESOURCES, MARKER, PARENT_KEY, POSITION, PURGED
-from .tables import loaded_digest
+from .settings import CATALOGUE_RESOURCES, PARENT_KEY, POSITION, PURGED
 from .timestamps import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("lexful_source")
 PROGRESS_EVERY_S = 10.0
@@ -72,7 +72,7 @@ def incremental_resource(
         state = dlt.current.resource_state()
         tables = TableWriter(spec, first_load=_first_load(spec, state, destination_tables))
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
-        ahead, decode = client.concurrent_requests - 1, PageDecoder(spec)
+        ahead, decode = client.concurrent_requests - 1, OnDemandDecoder(spec)
         changes = WindowScan(
             client,
             spec.path,
@@ -243,6 +243,8 @@ class TableWriter:
 
     def add(self, page: list[dict[str, Any]]) -> Iterator[Any]:
         """Convert a page; yields a batch when enough rows are pending."""
+        from .decoding import page_tables  # Arrow, with the first page to convert
+
         for name, table in page_tables(self.spec, page):
             self._pending.setdefault(name, []).append(table)
         self._rows += len(page)
@@ -252,15 +254,15 @@ class TableWriter:
     def flush(self) -> Iterator[Any]:
         """Yield every pending table."""
         pending, self._pending, self._rows = self._pending, {}, 0
+        if not pending:
+            return
+        from .tables import batch_table  # imported with the pages' conversion already
+
         for name, parts in pending.items():
-            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-            if MARKER in table.column_names:
-                markers = pc.sum(table[MARKER]).as_py() or 0
-                if self.first_load and markers:
-                    table = table.filter(pc.invert(table[MARKER]))
-                elif markers:
-                    with _MARKER_LOCK:
-                        MARKER_ROWS[name] += markers
+            table, markers = batch_table(parts, drop_markers=self.first_load)
+            if markers:
+                with _MARKER_LOCK:
+                    MARKER_ROWS[name] += markers
             yield dlt.mark.with_hints(table, self.hints[name], create_table_variant=True)
 
     def write(self, records: list[dict[str, Any]]) -> Iterator[Any]:

@@ -8,8 +8,7 @@ marker row, so a merge on ``asset_id`` removes children the parent no longer has
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import MalformedResponseError
+from .records import child_items, reference_pairs
 from .schema import ChildTable, TableSpec
 from .settings import MARKER, MARKER_POSITION, PARENT_KEY, POSITION
 from .timestamps import parse_timestamp
@@ -188,7 +188,7 @@ def _child_columns(child: ChildTable, records: list[dict[str, Any]]) -> dict[str
     item_columns = [(c, rows[c]) for c in child.columns]
     for record in records:
         record_id, before = record["id"], len(parent_key)
-        for position, item in enumerate(_child_items(child, record)):
+        for position, item in enumerate(child_items(child, record)):
             parent_key.append(record_id)
             position_of.append(position)
             for column, values in item_columns:
@@ -266,35 +266,6 @@ def list_child_columns(
     return columns
 
 
-def _child_items(child: ChildTable, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    value = record.get(child.field)
-    if child.field == "references":
-        for name, target in _reference_pairs(value):
-            yield {"reference_name": name, "referenced_asset_id": target}
-        return
-    for item in value or () if isinstance(value, list) else ():
-        if child.scalar:
-            yield {"value": item}
-        else:
-            source = item if isinstance(item, dict) else {}
-            yield {column: source.get(key) for column, key in child.item_keys.items()}
-
-
-def _name(pair: tuple[str, Any]) -> str:
-    return pair[0]
-
-
-def _reference_pairs(value: Any) -> Iterator[tuple[str, Any]]:
-    """(reference name, target id) from each form a record's references take: an id, a
-    list of ids, an object with an id, or null. Names come in sorted order: a JSON
-    object's keys have none, so the positions must not follow the order a response
-    happens to use (``decoding.py`` reads the names in that order too)."""
-    for name, target in sorted(value.items(), key=_name) if isinstance(value, dict) else ():
-        for asset in target if isinstance(target, list) else (target,):
-            if asset is not None:
-                yield name, asset.get("id") if isinstance(asset, dict) else asset
-
-
 def _reference_columns(child: ChildTable, records: list[dict[str, Any]]) -> dict[str, pa.Array]:
     """The references child table, in one tight loop: the widest child tables there are."""
     ids: list[str] = []
@@ -303,7 +274,7 @@ def _reference_columns(child: ChildTable, records: list[dict[str, Any]]) -> dict
     targets: list[Any] = []
     for record in records:
         record_id, position = record["id"], 0
-        for name, target in _reference_pairs(record.get("references")):
+        for name, target in reference_pairs(record.get("references")):
             ids.append(record_id)
             positions.append(position)
             names.append(name)
@@ -331,11 +302,13 @@ def build_tables(
     return tables
 
 
-def loaded_digest(spec: TableSpec, record: dict[str, Any]) -> str:
-    """A short digest of what a load writes for ``record``. The incremental state keeps it
-    for the records stamped at the cursor, so one changed again without a new
-    ``updated_at`` is still loaded; it covers loaded fields only, so no secret value
-    reaches the state even hashed."""
-    loaded = [record.get(key) for key in spec.keys.values()]
-    loaded += [list(_child_items(child, record)) for child in spec.children]
-    return hashlib.blake2b(orjson.dumps(loaded), digest_size=8).hexdigest()
+def batch_table(parts: list[pa.Table], drop_markers: bool) -> tuple[pa.Table, int]:
+    """One table of a batch's parts, and how many marker rows it keeps. A first load
+    drops its markers: its parents have no children yet to replace."""
+    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    if MARKER not in table.column_names:
+        return table, 0
+    markers = pc.sum(table[MARKER]).as_py() or 0
+    if drop_markers and markers:
+        return table.filter(pc.invert(table[MARKER])), 0
+    return table, markers

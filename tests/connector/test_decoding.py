@@ -9,13 +9,15 @@ from typing import Any
 import orjson
 import pytest
 
+from lexful_source import settings
 from lexful_source.client import LexfulClient
 from lexful_source.decoding import DecodedPage, LightRecord, PageDecoder, full_record, page_tables
 from lexful_source.errors import MalformedResponseError
 from lexful_source.paging import fetch_page
+from lexful_source.records import OnDemandDecoder, loaded_digest
 from lexful_source.sandbox import LexfulSandbox
 from lexful_source.schema import asset_table_spec
-from lexful_source.tables import build_tables, loaded_digest
+from lexful_source.tables import build_tables
 
 from .test_tables import (
     BASE,
@@ -70,6 +72,21 @@ def test_a_plain_page_is_decoded_to_the_dict_paths_tables() -> None:
         {"id": r["id"], "updated_at": r["updated_at"], "deleted_at": None} for r in records
     ]
     assert [full_record(r) for r in items] == records
+
+
+def test_small_bodies_go_the_dict_path_until_arrow_decodes_a_large_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that finds nothing new reads a few records per list, not worth Arrow's
+    import. Once a large body has made the decoder, small ones use it too, so a batch's
+    records come from one path."""
+    monkeypatch.setattr("lexful_source.records.ARROW_MIN_BODY", settings.ARROW_MIN_BODY)
+    small, large = body([PLAIN]), body([PLAIN] * 200)
+    assert len(small) < settings.ARROW_MIN_BODY <= len(large)
+    decode = OnDemandDecoder(ODD)
+    assert decode(small) is None
+    assert isinstance(decode(large), DecodedPage)
+    assert isinstance(decode(small), DecodedPage)
 
 
 @pytest.mark.parametrize("record", ODD_RECORDS, ids=[r["id"] for r in ODD_RECORDS])

@@ -4,6 +4,10 @@ in DuckDB, Postgres and Parquet."""
 from __future__ import annotations
 
 import logging
+import os
+import platform
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -217,6 +221,21 @@ def test_duckdb_memory_is_bounded_on_a_first_load_only(
     later, refresh = limit(False), limit(True)
     assert first == refresh != later
     assert first.endswith("MiB") and float(first.split()[0]) < 200, first
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux", reason="the variable is set where wheels have jemalloc"
+)
+def test_a_run_that_has_not_imported_arrow_yet_gets_jemalloc_without_importing_it() -> None:
+    """A run with nothing to load never imports Arrow; one that does gets jemalloc."""
+    code = (
+        "import sys; from lexful_source.memory import keep_memory_flat; keep_memory_flat(); "
+        "assert 'pyarrow' not in sys.modules; import pyarrow as pa; "
+        "print(pa.default_memory_pool().backend_name)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "jemalloc"), done.stderr
 
 
 def test_a_run_moves_arrow_to_jemalloc_unless_the_user_chose_a_pool(
