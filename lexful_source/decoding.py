@@ -5,7 +5,7 @@ the whole rest of a load, and all of it under the interpreter lock, so the read-
 thread and the conversion took turns on one core. ``pyarrow.json`` parses the body in
 C++ without the lock and gives the columns typed. Paging still needs each record's id
 and timestamps, and a digest needs the whole record for the few records at a cursor:
-``LightRecord`` carries the first and parses the page with orjson only when asked.
+``LightRecord`` (records.py) carries the first and parses the page with orjson only when asked.
 
 This path is an exact shortcut or nothing. A body orjson would refuse, or one without
 a ``total``, decodes to None and is parsed with orjson as before; a page whose records

@@ -61,7 +61,8 @@ def fetch_page(
     decode: Decoder | None = None,
 ) -> Page:
     """One list request, checked against the documented response shape. With ``decode``
-    a page it can read comes parsed by Arrow (decoding.py); any other as orjson's dicts."""
+    a page it takes comes parsed by Arrow (decoding.py); any other, and every page it
+    declines (records.OnDemandDecoder), as orjson's dicts."""
     query = {**params, "limit": limit, "offset": offset}
     doc = client.get_json(path, query, decode)
     where = describe("GET", path, query)

@@ -54,19 +54,22 @@ def full_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class OnDemandDecoder:
-    """Arrow's page decoder for one spec, made with the first body of ``ARROW_MIN_BODY``
-    bytes or more. Smaller bodies before it take the dict path, exact for any body, so
-    a run that reads only a few records per list never imports Arrow. Once made, it
-    decodes every body, small ones too: a batch of records from both paths would be
-    converted by the slower one."""
+    """Arrow's page decoder for one spec, made once the bodies it was given add up to
+    ``ARROW_MIN_BODY`` bytes. The bodies before that take the dict path, exact for any
+    body, so a run that reads only a few records per list never imports Arrow; a list
+    of small pages (a small ``page_size``) is decoded from its first few dozen records.
+    A batch can hold records of both paths: ``decoding.page_tables`` then converts it
+    all by the dict path."""
 
     def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
         self._decoder: PageDecoder | None = None
+        self._seen = 0  # bytes of the bodies so far
 
     def __call__(self, raw: bytes) -> ParsedPage | None:
         if self._decoder is None:
-            if len(raw) < ARROW_MIN_BODY:
+            self._seen += len(raw)
+            if self._seen < ARROW_MIN_BODY:
                 return None
             from .decoding import PageDecoder
 

@@ -10,8 +10,8 @@ TOKEN_REFRESH_MARGIN_S = 300  # refresh this long before expiry (capped at a ten
 DEFAULT_START_DATE = "1970-01-01T00:00:00Z"
 REQUEST_TIMEOUT_S = 60.0
 CONCURRENT_REQUESTS = 4  # requests in flight across resources; pages read ahead per list
-# Bodies this size or more are decoded by Arrow; smaller ones (a few dozen records, what a
-# run with nothing new reads) go the dict path until a larger one comes (records.py).
+# A list's bodies are decoded by Arrow once they add up to this; before, they go the dict
+# path (a few dozen records: what a run with nothing new reads; records.py).
 ARROW_MIN_BODY = 32 * 1024
 ON_FORBIDDEN = ("fail", "skip")  # what a 403 on one resource does to the run
 

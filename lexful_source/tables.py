@@ -18,10 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import MalformedResponseError
+from .memory import arrow_imported
 from .records import child_items, reference_pairs
 from .schema import ChildTable, TableSpec
 from .settings import MARKER, MARKER_POSITION, PARENT_KEY, POSITION
 from .timestamps import parse_timestamp
+
+arrow_imported()  # the pool a run chose, before this source's first Arrow array
 
 
 def _text(value: Any) -> str:

@@ -44,14 +44,6 @@ def require_postgres() -> None:
     pytest.skip(f"no Postgres server reachable at {POSTGRES_URL} ({problem})")
 
 
-@pytest.fixture(autouse=True)
-def decode_every_body(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loads in this process decode small bodies with Arrow too, so the property and
-    incremental tests hold the decoder to the dict path's tables. The threshold itself:
-    test_decoding.py, and test_cli.py's run with nothing new."""
-    monkeypatch.setattr("lexful_source.records.ARROW_MIN_BODY", 0)
-
-
 class Loader:
     """Runs the pipeline against a sandbox into one destination, and reads the result."""
 

@@ -74,18 +74,15 @@ def test_a_plain_page_is_decoded_to_the_dict_paths_tables() -> None:
     assert [full_record(r) for r in items] == records
 
 
-def test_small_bodies_go_the_dict_path_until_arrow_decodes_a_large_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_lists_bodies_are_decoded_once_they_add_up_to_the_threshold() -> None:
     """A run that finds nothing new reads a few records per list, not worth Arrow's
-    import. Once a large body has made the decoder, small ones use it too, so a batch's
-    records come from one path."""
-    monkeypatch.setattr("lexful_source.records.ARROW_MIN_BODY", settings.ARROW_MIN_BODY)
-    small, large = body([PLAIN]), body([PLAIN] * 200)
-    assert len(small) < settings.ARROW_MIN_BODY <= len(large)
+    import; a list read in small pages is decoded from its first few dozen records."""
+    small = body([PLAIN])
+    calls = -(-settings.ARROW_MIN_BODY // len(small))  # the call that reaches it
     decode = OnDemandDecoder(ODD)
-    assert decode(small) is None
-    assert isinstance(decode(large), DecodedPage)
+    taken = [decode(small) for _ in range(calls)]
+    assert all(page is None for page in taken[:-1])
+    assert isinstance(taken[-1], DecodedPage)
     assert isinstance(decode(small), DecodedPage)
 
 
