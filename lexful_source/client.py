@@ -1,5 +1,5 @@
-"""The HTTP client: one connection pool, bearer auth, bounded retries, and errors that name
-the request that failed.
+"""The HTTP client: httpx with urllib3 on the wire (``transport.py``), one connection pool,
+bearer auth, bounded retries, and errors that name the request that failed.
 
 Retries cover what a SaaS API does under load: 429 (honouring ``Retry-After`` in seconds
 or as an HTTP date, and never looping tightly on ``0``), 5xx, timeouts and dropped
@@ -26,6 +26,7 @@ from .auth import TokenAuth
 from .budget import RequestBudget
 from .errors import ApiError, MalformedResponseError
 from .settings import REQUEST_TIMEOUT_S, TOKEN_PATH
+from .transport import Urllib3Transport
 
 log = logging.getLogger("lexful_source")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -142,7 +143,12 @@ class LexfulClient:
         # read at once); token requests stay outside it, so a refresh cannot wait on itself.
         self._slots = threading.BoundedSemaphore(concurrent_requests)
         limits = httpx.Limits(max_connections=concurrent_requests + 1)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, limits=limits)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            limits=limits,
+            mounts={"all://": Urllib3Transport(connections=concurrent_requests + 1)},
+        )
         self._account_id = account_id
         self._key = {"id": api_key_id, "secret": api_key_secret}
         self.auth = TokenAuth(self._request_token, account_id)

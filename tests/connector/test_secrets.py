@@ -33,7 +33,7 @@ from .test_incremental import (
 )
 
 API_KEY_SECRET = "lxs_9f3Kq2VbT7nW4mZr8YpLd6HcXa1EuJ0s"  # distinctive, easy to find
-LOGGERS = ("", "dlt", "lexful_source", "httpx", "httpcore")
+LOGGERS = ("", "dlt", "lexful_source", "httpx", "httpcore", "urllib3")
 
 
 @pytest.fixture

@@ -1,0 +1,210 @@
+"""urllib3 on the wire under httpx (transport.py): every answer reads, and every fault
+fails, as httpx's own transport reads and fails it, over real loopback sockets. The rest
+of the suite runs every request of the connector through it against the local server."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import orjson
+import pytest
+
+from lexful_source.client import LexfulClient
+from lexful_source.settings import TOKEN_PATH
+from lexful_source.transport import Urllib3Transport
+
+DOC = {"items": [{"id": f"c{i}", "name": "ü" * i} for i in range(300)], "total": 300}
+BODY = orjson.dumps(DOC)
+Answer = Callable[[BaseHTTPRequestHandler], None]
+
+
+def send(handler: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]) -> None:
+    handler.send_response(200)
+    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def plain(handler: BaseHTTPRequestHandler) -> None:
+    send(handler, BODY, {"Content-Type": "application/json"})
+
+
+def gzipped(handler: BaseHTTPRequestHandler) -> None:
+    send(handler, gzip.compress(BODY), {"Content-Encoding": "gzip"})
+
+
+def chunked(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    for start in range(0, len(BODY), 4000):
+        part = BODY[start : start + 4000]
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+    handler.wfile.write(b"0\r\n\r\n")
+
+
+def truncated(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(BODY)))
+    handler.end_headers()
+    handler.wfile.write(BODY[:100])
+    handler.close_connection = True
+
+
+def hang_up(handler: BaseHTTPRequestHandler) -> None:
+    handler.close_connection = True  # closed with no answer
+
+
+def reset(handler: BaseHTTPRequestHandler) -> None:
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.rfile.close()  # the socket closes once its file is closed too
+    handler.connection.close()  # with linger 0: a reset, not a close
+
+
+def slow(handler: BaseHTTPRequestHandler) -> None:
+    time.sleep(1.0)
+    plain(handler)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    answers: ClassVar[dict[str, Answer]]
+    seen: ClassVar[list[str]]  # each server binds its own (``server``)
+
+    def do_GET(self) -> None:
+        self.seen.append(f"GET {self.path}")
+        self.answers[self.path.split("?")[0].rsplit("/", 1)[-1]](self)
+
+    def do_POST(self) -> None:  # the token, as a proxy forwarding to Lexful would answer it
+        self.seen.append(f"POST {self.path}")
+        self.rfile.read(int(self.headers["Content-Length"]))
+        send(self, orjson.dumps({"token": "t0k3n", "expires_in": 3600}), {})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+ANSWERS = {"plain": plain, "gzip": gzipped, "chunked": chunked, "truncated": truncated,
+           "hang_up": hang_up, "reset": reset, "slow": slow}  # fmt: skip
+
+
+@contextmanager
+def server(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server answering ``/<name>`` with ``ANSWERS[name]``; its base URL
+    and the request lines it saw."""
+    seen: list[str] = []
+    handler = type("Bound", (Handler,), {"answers": ANSWERS, "seen": seen})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    scheme = "https" if tls else "http"
+    try:
+        yield f"{scheme}://localhost:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def ours() -> httpx.Client:
+    return httpx.Client(mounts={"all://": Urllib3Transport(connections=2)}, timeout=0.5)
+
+
+def httpx_own() -> httpx.Client:
+    return httpx.Client(timeout=0.5)
+
+
+@pytest.mark.parametrize("answer", ["plain", "gzip", "chunked"])
+def test_a_body_reads_as_httpx_reads_it(answer: str) -> None:
+    with server() as (url, seen), ours() as client, httpx_own() as reference:
+        got = client.get(f"{url}/{answer}?offset=0")
+        expected = reference.get(f"{url}/{answer}?offset=0")
+    assert got.status_code == expected.status_code == 200
+    assert got.content == expected.content == BODY
+    assert got.json() == DOC
+    assert seen == [f"GET /{answer}?offset=0"] * 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ("truncated", httpx.RemoteProtocolError),
+        ("hang_up", httpx.RemoteProtocolError),
+        ("reset", httpx.ReadError),
+        ("slow", httpx.ReadTimeout),
+    ],
+)
+def test_a_fault_raises_the_error_httpx_raises(answer: str, error: type[Exception]) -> None:
+    with server() as (url, _), ours() as client, httpx_own() as reference:
+        with pytest.raises(error) as expected:
+            reference.get(f"{url}/{answer}")
+        with pytest.raises(error) as got:
+            client.get(f"{url}/{answer}")
+    assert isinstance(got.value, type(expected.value)), (got.value, expected.value)
+    assert got.value.request.url.path == f"/{answer}"
+
+
+def test_a_refused_connection_is_a_connect_error_as_with_httpx() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed below: nothing listens there
+    with ours() as client, pytest.raises(httpx.ConnectError, match=str(port)):
+        client.get(f"http://127.0.0.1:{port}/plain")
+
+
+def test_the_client_still_goes_through_a_proxy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httpx mounts its proxy transports only when the client has no transport of its
+    own; the connector's is mounted for every URL, so the environment's proxy still wins."""
+    with server() as (proxy, seen):
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        with LexfulClient("http://lexful.invalid", "acct", "key", "secret") as client:
+            assert client.get_json("/v1/assets/plain", {"offset": 0}) == DOC
+    assert seen == [f"POST http://lexful.invalid{TOKEN_PATH}",
+                    "GET http://lexful.invalid/v1/assets/plain?offset=0"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for localhost (and its key, in the same file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate; none on PATH")
+    pem = tmp_path_factory.mktemp("tls") / "localhost.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(pem), "-out", str(pem)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return pem
+
+
+def test_tls_is_verified_against_the_certificates_httpx_trusts(
+    certificate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate)
+    with server(tls) as (url, seen):
+        with ours() as client, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY"):
+            client.get(f"{url}/plain")  # certifi's authorities do not know this certificate
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate))  # as httpx reads it
+        with ours() as client:
+            assert client.get(f"{url}/plain").json() == DOC
+    assert seen == ["GET /plain"]
