@@ -26,7 +26,7 @@ from .auth import TokenAuth
 from .budget import RequestBudget
 from .errors import ApiError, MalformedResponseError
 from .settings import REQUEST_TIMEOUT_S, TOKEN_PATH
-from .transport import Urllib3Transport
+from .transport import for_environment
 
 log = logging.getLogger("lexful_source")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -142,12 +142,12 @@ class LexfulClient:
         # Bounds the requests in flight across all threads (lists read ahead, resources
         # read at once); token requests stay outside it, so a refresh cannot wait on itself.
         self._slots = threading.BoundedSemaphore(concurrent_requests)
-        limits = httpx.Limits(max_connections=concurrent_requests + 1)
+        connections = concurrent_requests + 1  # the token request may be one more
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
-            limits=limits,
-            mounts={"all://": Urllib3Transport(connections=concurrent_requests + 1)},
+            limits=httpx.Limits(max_connections=connections),  # for httpx's own, via a proxy
+            transport=for_environment(connections),
         )
         self._account_id = account_id
         self._key = {"id": api_key_id, "secret": api_key_secret}

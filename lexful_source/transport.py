@@ -1,21 +1,22 @@
 """The wire under the connector's httpx client: urllib3 sends the requests.
 
-httpx stays the client (auth, URLs, timeouts, redirects, decompression, proxies, the
-errors the retry policy reads); only the sending and reading of bytes moves. A full
-load is bound by the interpreter lock, and httpx's own transport (httpcore and h11)
-reads a 1 MB page in 64 KB pieces through Python: reading the 167 pages of 100,000
-contacts took 0.60-0.64 CPU seconds with it and 0.23-0.28 with urllib3, which reads a
-body with a known length in C (2026-12-02, one thread, the local server). In alternated
-full loads into DuckDB the extract took 11% less time, the whole load 7.5% (medians
-of eight pairs; the README's Speed section).
+httpx stays the client (auth, URLs, timeouts, redirects, decompression, the errors the
+retry policy reads); only the sending and reading of bytes moves. A full load is bound
+by the interpreter lock, and httpx's own transport (httpcore and h11) reads a 1 MB page
+in 64 KB pieces through Python: reading the 167 pages of 100,000 contacts took
+0.60-0.64 CPU seconds with it and 0.23-0.28 with urllib3, which reads a body of known
+length in C (2026-12-02, one thread, the local server). In alternated full loads into
+DuckDB the extract took 11% less time, the whole load 7.5% (medians of eight pairs; the
+README's Speed section).
 
-Proxies from the environment (``HTTPS_PROXY``, ``NO_PROXY``) are httpx's: the client
-mounts this transport for every URL, and httpx's proxy mounts, more specific, win.
+Where the environment names a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``),
+the client keeps httpx's own transport, which goes through it (``for_environment``).
 """
 
 from __future__ import annotations
 
 from http.client import RemoteDisconnected
+from urllib.request import getproxies
 
 import httpx
 import urllib3
@@ -28,12 +29,22 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+PROXY_KEYS = ("http", "https", "all")  # what httpx reads of the environment's proxies
+
+
+def for_environment(connections: int) -> Urllib3Transport | None:
+    """This transport, or None (httpx's own) when the environment names a proxy: httpx
+    mounts its proxy transports only for a client without a transport of its own."""
+    proxies = getproxies()
+    return None if any(proxies.get(key) for key in PROXY_KEYS) else Urllib3Transport(connections)
+
 
 class Urllib3Transport(httpx.BaseTransport):
-    """Sends an httpx request with urllib3 and gives back the body as httpx would
-    read it: still encoded (httpx decompresses it), redirects not followed, no retries
-    (the client's policy retries). urllib3's errors become the httpx errors httpx's own
-    transport raises for the same fault, so retries and messages do not change."""
+    """Sends an httpx request with urllib3 and gives back the response as httpx's own
+    transport would: headers as bytes, the body still encoded (httpx decompresses it),
+    redirects not followed, no retries (the client's policy retries). urllib3's errors
+    become httpx's of the same kind (connect, timeout, read, protocol), so the retry
+    policy treats a fault as before; their messages are urllib3's."""
 
     def __init__(self, connections: int) -> None:
         self._pool = urllib3.PoolManager(
@@ -45,12 +56,18 @@ class Urllib3Transport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
+        headers = urllib3.HTTPHeaderDict(
+            [
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in request.headers.raw
+            ]
+        )
         try:
             answer = self._pool.urlopen(
                 request.method,
                 str(request.url),
                 body=request.read() or None,
-                headers=urllib3.HTTPHeaderDict(request.headers.multi_items()),
+                headers=headers,
                 retries=False,
                 redirect=False,
                 preload_content=True,
@@ -59,11 +76,19 @@ class Urllib3Transport(httpx.BaseTransport):
             )
         except HTTPError as exc:
             raise _httpx_error(exc, request) from exc
+        except ValueError:  # a header value http.client refuses; its message quotes the value
+            raise httpx.LocalProtocolError("invalid request header", request=request) from None
+        version = b"HTTP/1.0" if answer.version == 10 else b"HTTP/1.1"
         return httpx.Response(
             answer.status,
-            headers=list(answer.headers.items()),
-            content=answer.data,
-            extensions={"http_version": b"HTTP/1.1"},
+            headers=[
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.iteritems()
+            ],
+            stream=httpx.ByteStream(answer.data),
+            extensions={
+                "http_version": version,
+                "reason_phrase": (answer.reason or "").encode("latin-1"),
+            },
         )
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ of the suite runs every request of the connector through it against the local se
 from __future__ import annotations
 
 import gzip
+import logging
 import shutil
 import socket
 import ssl
@@ -45,6 +46,17 @@ def plain(handler: BaseHTTPRequestHandler) -> None:
 
 def gzipped(handler: BaseHTTPRequestHandler) -> None:
     send(handler, gzip.compress(BODY), {"Content-Encoding": "gzip"})
+
+
+def latin(handler: BaseHTTPRequestHandler) -> None:
+    send(handler, BODY, {"X-Note": "für"})  # http.server writes headers as latin-1
+
+
+def moved(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(301, "Moved Elsewhere")
+    handler.send_header("Location", "/plain")
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
 
 
 def chunked(handler: BaseHTTPRequestHandler) -> None:
@@ -98,8 +110,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-ANSWERS = {"plain": plain, "gzip": gzipped, "chunked": chunked, "truncated": truncated,
-           "hang_up": hang_up, "reset": reset, "slow": slow}  # fmt: skip
+ANSWERS = {"plain": plain, "gzip": gzipped, "chunked": chunked, "latin": latin, "moved": moved,
+           "truncated": truncated, "hang_up": hang_up, "reset": reset, "slow": slow}  # fmt: skip
 
 
 @contextmanager
@@ -121,22 +133,37 @@ def server(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, list[str]]]
 
 
 def ours() -> httpx.Client:
-    return httpx.Client(mounts={"all://": Urllib3Transport(connections=2)}, timeout=0.5)
+    """A client on this transport alone: no proxy from the environment may take over."""
+    return httpx.Client(transport=Urllib3Transport(connections=2), timeout=0.5, trust_env=False)
 
 
 def httpx_own() -> httpx.Client:
-    return httpx.Client(timeout=0.5)
+    return httpx.Client(timeout=0.5, trust_env=False)
 
 
-@pytest.mark.parametrize("answer", ["plain", "gzip", "chunked"])
-def test_a_body_reads_as_httpx_reads_it(answer: str) -> None:
+def headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in response.headers.multi_items() if k != "date"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "body"),
+    [
+        ("plain", 200, BODY),
+        ("gzip", 200, BODY),
+        ("chunked", 200, BODY),
+        ("latin", 200, BODY),
+        ("moved", 301, b""),
+    ],
+)
+def test_an_answer_reads_as_httpx_reads_it(answer: str, status: int, body: bytes) -> None:
     with server() as (url, seen), ours() as client, httpx_own() as reference:
         got = client.get(f"{url}/{answer}?offset=0")
         expected = reference.get(f"{url}/{answer}?offset=0")
-    assert got.status_code == expected.status_code == 200
-    assert got.content == expected.content == BODY
-    assert got.json() == DOC
-    assert seen == [f"GET /{answer}?offset=0"] * 2
+    assert got.status_code == expected.status_code == status
+    assert got.content == expected.content == body
+    assert got.reason_phrase == expected.reason_phrase
+    assert headers(got) == headers(expected)  # latin-1 values, no length added to chunks
+    assert seen == [f"GET /{answer}?offset=0"] * 2  # a redirect is not followed
 
 
 @pytest.mark.parametrize(
@@ -154,6 +181,7 @@ def test_a_fault_raises_the_error_httpx_raises(answer: str, error: type[Exceptio
             reference.get(f"{url}/{answer}")
         with pytest.raises(error) as got:
             client.get(f"{url}/{answer}")
+        assert client.get(f"{url}/plain").json() == DOC  # the pool recovers
     assert isinstance(got.value, type(expected.value)), (got.value, expected.value)
     assert got.value.request.url.path == f"/{answer}"
 
@@ -166,15 +194,37 @@ def test_a_refused_connection_is_a_connect_error_as_with_httpx() -> None:
         client.get(f"http://127.0.0.1:{port}/plain")
 
 
-def test_the_client_still_goes_through_a_proxy_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_the_connector_sends_through_urllib3(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """httpx mounts its proxy transports only when the client has no transport of its
-    own; the connector's is mounted for every URL, so the environment's proxy still wins."""
+    clear_proxies(monkeypatch)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")  # no proxy named: changes nothing
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    with server() as (url, seen), LexfulClient(url, "acct", "key", "secret") as client:
+        assert client.get_json("/v1/assets/plain", {"offset": 0}) == DOC
+    assert seen == [f"POST {TOKEN_PATH}", "GET /v1/assets/plain?offset=0"]
+    sent = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"]
+    assert any('"GET /v1/assets/plain?offset=0 HTTP/1.1" 200' in line for line in sent), sent
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
+def test_a_proxy_from_the_environment_is_used(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx goes through the environment's proxies only on its own transport, so the
+    connector keeps that one when a proxy is named (transport.for_environment)."""
     with server() as (proxy, seen):
-        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "no_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", proxy)
+        clear_proxies(monkeypatch)
+        monkeypatch.setenv(variable, proxy)
         with LexfulClient("http://lexful.invalid", "acct", "key", "secret") as client:
             assert client.get_json("/v1/assets/plain", {"offset": 0}) == DOC
     assert seen == [f"POST http://lexful.invalid{TOKEN_PATH}",
