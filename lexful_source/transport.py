@@ -3,11 +3,12 @@
 httpx stays the client (auth, URLs, timeouts, redirects, decompression, the errors the
 retry policy reads); only the sending and reading of bytes moves. A full load is bound
 by the interpreter lock, and httpx's own transport (httpcore and h11) reads a 1 MB page
-in 64 KB pieces through Python: reading the 167 pages of 100,000 contacts took
-0.60-0.64 CPU seconds with it and 0.23-0.28 with urllib3, which reads a body of known
-length in C (2026-12-02, one thread, the local server). In alternated full loads into
-DuckDB the extract took 11% less time, the whole load 7.5% (medians of eight pairs; the
-README's Speed section).
+in 64 KB pieces through Python. Read alone on one thread, the 167 pages of 100,000
+contacts took 0.56-0.62 CPU seconds with it and 0.41-0.50 with urllib3, which reads a
+body of known length in C (``benchmarks/wire_speed.py``). Inside a load, where threads
+compete for the lock, the gain is larger: in alternated full loads into DuckDB the
+extract took 11% less time, the whole load 7.5% (medians of eight pairs; the README's
+Speed section).
 
 Where the environment names a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``),
 the client keeps httpx's own transport, which goes through it (``for_environment``).
