@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class Result:
     cpu: float | None = None  # CPU seconds of the case's process (all its threads)
     server_cpu: float | None = None  # the local server's, from the case's start to its end
     load_step: float | None = None  # seconds of dlt's load step, for this source's loads
+    rounds: list[float] = field(default_factory=list)  # each run's seconds, in run order
 
     @property
     def per_second(self) -> float:
@@ -446,6 +447,7 @@ def median_of(runs: list[Result]) -> Result:
     """The run of median time, with the highest peak memory of the runs."""
     median = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
     median.peak_mb = max(r.peak_mb for r in runs)
+    median.rounds = [r.seconds for r in runs]
     if len(runs) > 1:
         median.note = f"median of {len(runs)}"
     return median
@@ -558,6 +560,7 @@ def report(results: list[Result], contacts: int, command: str) -> str:
         )
     lines += ["", "| target | measured | holds |", "|---|---:|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(main, results)]
+    lines += list(round_by_round(main))
     marks = list(near_the_floor(main))
     if marks:
         lines += [
@@ -570,6 +573,27 @@ def report(results: list[Result], contacts: int, command: str) -> str:
         floor = main["floor"].seconds
         lines += [f"| {label} | {value:.2f} | {value / floor:.2f}x |" for label, value in marks]
     return "\n".join(lines) + "\n"
+
+
+def round_by_round(main: dict[str, Result]) -> Iterator[str]:
+    """Each full load against the floor of its own round: the medians can pair a fast
+    round's load with a slow round's floor, and one round's ratio moved by a third."""
+    floor = main.get("floor")
+    if floor is None or len(floor.rounds) < 2:
+        return
+    yield ""
+    yield "Round by round, each full load's seconds and its ratio to the same round's floor:"
+    yield ""
+    yield "| case | " + " | ".join(f"round {n + 1}" for n in range(len(floor.rounds))) + " |"
+    yield "|---|" + "---:|" * len(floor.rounds)
+    for case in FULL_LOADS[1:]:  # after the floor itself
+        result = main.get(case)
+        if result is None or len(result.rounds) != len(floor.rounds):
+            continue
+        cells = [
+            f"{s:.2f} s, {s / f:.2f}x" for s, f in zip(result.rounds, floor.rounds, strict=True)
+        ]
+        yield f"| {LABELS.get(case, case)} | " + " | ".join(cells) + " |"
 
 
 def near_the_floor(main: dict[str, Result]) -> Iterator[tuple[str, float]]:
