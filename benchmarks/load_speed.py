@@ -244,6 +244,10 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     that load's time that is DuckDB's own work (dlt appends to typed tables instead)."""
     import duckdb
 
+    # insert_alone reads the source's settings from here: imported before the clock, as
+    # the other cases import the source, or DuckDB alone would include dlt's import
+    import lexful_source.pipeline  # noqa: F401
+
     files, target = loaded_files(workdir), workdir / "duckdb_alone.duckdb"
     rows: dict[str, int] = {}
     try:
