@@ -590,9 +590,9 @@ def round_by_round(main: dict[str, Result]) -> Iterator[str]:
     yield ""
     yield "| case | " + " | ".join(f"round {n + 1}" for n in range(len(floor.rounds))) + " |"
     yield "|---|" + "---:|" * len(floor.rounds)
-    for case in FULL_LOADS[1:]:  # after the floor itself
+    for case in FULL_LOADS:
         result = main.get(case)
-        if result is None or len(result.rounds) != len(floor.rounds):
+        if result is None or result is floor or len(result.rounds) != len(floor.rounds):
             continue
         cells = [
             f"{s:.2f} s, {s / f:.2f}x" for s, f in zip(result.rounds, floor.rounds, strict=True)
