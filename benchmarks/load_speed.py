@@ -289,6 +289,64 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     return {**timed, "records": parent_rows(rows), "requests": None}
 
 
+def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """dlt by itself: the DuckDB load's own tables, read from its Parquet files before the
+    clock, handed to dlt as that load hands them (one resource per parent table, a batch
+    of BATCH_RECORDS parent rows and the matching child rows an item each, every item with
+    hints of its own) and loaded into a new DuckDB file with the settings of a first load.
+    No request, no parse, no table building: what dlt's extract, normalize and load cost
+    for these tables, which no source built on dlt's public steps can go below. Its hints
+    are fewer than the load's (table name and write disposition; the load also gives
+    columns and keys), so if anything it does less schema work per item than the load."""
+    import dlt
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    from lexful_source.resources import BATCH_RECORDS
+
+    workdir = workdir.resolve()
+    tables: dict[str, list[Any]] = {}
+    for path in loaded_files(workdir):
+        name = path.name.split(".")[0]
+        if not name.startswith("_dlt"):
+            table = pq.read_table(path)
+            kept = [c for c in table.column_names if not c.startswith("_dlt")]
+            tables.setdefault(name, []).append(table.select(kept))
+    groups: dict[str, dict[str, Any]] = {}
+    for name, parts in tables.items():
+        groups.setdefault(name.split("__")[0], {})[name] = pa.concat_tables(parts)
+
+    def items(parent_name: str, group: dict[str, Any]) -> Iterator[Any]:
+        parent = group.get(parent_name) or max(group.values(), key=len)
+        batches = max(1, -(-parent.num_rows // BATCH_RECORDS))
+        for n in range(batches):
+            for name, table in group.items():
+                size = -(-table.num_rows // batches)
+                hints = dlt.mark.make_hints(table_name=name, write_disposition="append")
+                chunk = table.slice(n * size, size)
+                yield dlt.mark.with_hints(chunk, hints, create_table_variant=True)
+
+    resources = [dlt.resource(items(n, g), name=n) for n, g in groups.items()]
+    pipeline_name, target = "bench_dlt_alone", workdir / "dlt_alone.duckdb"
+    shutil.rmtree(workdir / "pipelines" / pipeline_name, ignore_errors=True)
+    credentials = DuckDbCredentials(str(target), global_config=first_load_settings())
+    pipeline = dlt.pipeline(pipeline_name=pipeline_name, dataset_name="lexful_bench",
+                            destination=dlt.destinations.duckdb(credentials))  # fmt: skip
+    imports = import_lazy_modules()
+    try:
+        with clock() as timed:
+            pipeline.run(resources, loader_file_format="parquet")
+        counts = pipeline.last_trace.last_normalize_info.row_counts
+        rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+        load_step = load_step_seconds(pipeline_name)
+    finally:
+        shutil.rmtree(workdir / "pipelines" / pipeline_name, ignore_errors=True)
+        target.unlink(missing_ok=True)
+    return {**timed, "records": parent_rows(rows), "requests": None, "load_step": load_step,
+            "imports": imports}  # fmt: skip
+
+
 def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, Any]:
     """dlt's rest_api source, configured as its docs show for an offset-paged API."""
     import dlt
@@ -340,6 +398,7 @@ CASES: dict[str, Callable[[dict[str, str], Path], dict[str, Any]]] = {
     "postgres": lambda env, wd: case_ours(env, wd, "postgres"),
     "parquet": lambda env, wd: case_ours(env, wd, "filesystem"),
     "duckdb_alone": case_duckdb_alone,
+    "dlt_alone": case_dlt_alone,
     "overlap": case_overlap,
     "rest_api_default": lambda env, wd: case_rest_api(env, wd, tuned=False),
     "rest_api_tuned": lambda env, wd: case_rest_api(env, wd, tuned=True),
@@ -550,6 +609,9 @@ LABELS = {
     "parquet": "this source, full load, Parquet files",
     "duckdb_alone": "DuckDB alone: the DuckDB load's Parquet files into a new database file, "
     "no dlt",
+    "dlt_alone": "dlt alone: the DuckDB load's tables, read from its Parquet files before "
+    "the clock (all held in memory), through dlt's extract, normalize and load as that load "
+    "hands them over; no requests, no parsing",
     "overlap": "stand-in for an overlap: the DuckDB load with dlt's load step skipped, "
     "DuckDB alone's insert on a thread alongside (nothing of this run loaded)",
     "rest_api_default": "dlt rest_api, dlt's defaults, DuckDB",
@@ -574,8 +636,8 @@ def report(results: list[Result], contacts: int, command: str) -> str:
         "case ran more than once, the table shows the run of median time and the highest "
         "peak memory of its runs. The full loads at "
         f"{contacts:,} contacts took turns, one run of each a round (rest_api with dlt's "
-        "defaults once, after the rounds); DuckDB alone and the stand-in ran after them, on "
-        "the last DuckDB run's files. CPU seconds: the case's "
+        "defaults once, after the rounds); DuckDB alone, dlt alone and the stand-in ran "
+        "after them, on the last DuckDB run's files. CPU seconds: the case's "
         "process, all its threads, over the timed part; the server's, over the whole case.",
         "",
         "| case | contacts | seconds | records | records/s | requests | peak MB | CPU s | "
@@ -646,11 +708,35 @@ def near_the_floor(main: dict[str, Result]) -> Iterator[tuple[str, float]]:
     spread evenly over the machine's cores (the server's are counted over the whole
     case, hundredths of a second more). Moving dlt's load step alongside the extract,
     with everything else as it ran, cannot beat the run without its load step; the
-    overlap case is a measured stand-in for such a run."""
+    overlap case is a measured stand-in for such a run. dlt alone is what dlt's steps cost
+    for the same tables with no source work at all: the bar less dlt alone is what the
+    bar leaves for this source's requests, parsing and tables, where only dlt's part
+    before its load step could hide any of them."""
     floor, ours, alone = main.get("floor"), main.get("duckdb"), main.get("duckdb_alone")
-    overlap = main.get("overlap")
+    overlap, dlt_alone = main.get("overlap"), main.get("dlt_alone")
     if not (floor and ours):
         return
+    if dlt_alone:
+        yield (
+            "dlt alone: the DuckDB load's tables, already built, through dlt's steps "
+            "(no requests, no parsing)",
+            dlt_alone.seconds,
+        )
+        if dlt_alone.load_step is not None:
+            yield (
+                "dlt alone before its load step (from its trace): the only part of dlt's "
+                "work this source's requests can run alongside",
+                dlt_alone.seconds - dlt_alone.load_step,
+            )
+        yield (
+            "what the floor target (2.5x) leaves for this source's own work on top of dlt "
+            "alone: requests, parsing, tables",
+            2.5 * floor.seconds - dlt_alone.seconds,
+        )
+        yield (
+            "this source's own work as it ran: the DuckDB load minus dlt alone",
+            ours.seconds - dlt_alone.seconds,
+        )
     if alone:
         yield (
             "floor + DuckDB alone: an extract as fast as the floor, then a load as fast "
@@ -775,7 +861,7 @@ def main() -> None:
         with local_server(args.contacts) as server:
             results += run_rounds(cases, server, args.contacts, Path(tmp), args.repeats)
             ours = Path(tmp) / f"duckdb-{args.contacts}-{args.repeats - 1}"  # its last run
-            for case in ("duckdb_alone", "overlap"):
+            for case in ("duckdb_alone", "dlt_alone", "overlap"):
                 results.append(
                     run_median(case, server, args.contacts, Path(tmp), args.repeats, ours)
                 )
