@@ -291,18 +291,23 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
 
 def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     """dlt by itself: the DuckDB load's own tables, read from its Parquet files before the
-    clock, handed to dlt as that load hands them (one resource per parent table, a batch
-    of BATCH_RECORDS parent rows and the matching child rows an item each, every item with
-    hints of its own) and loaded into a new DuckDB file with the settings of a first load.
-    No request, no parse, no table building: what dlt's extract, normalize and load cost
-    for these tables, which no source built on dlt's public steps can go below. Its hints
-    are fewer than the load's (table name and write disposition; the load also gives
-    columns and keys), so if anything it does less schema work per item than the load."""
+    clock, handed to dlt much as that load hands them (one resource per parent table;
+    as many items per table as the load's batches of BATCH_RECORDS parent rows, each
+    child table cut into as many slices; every item with hints of its own) and loaded
+    into a new DuckDB file with the settings of a first load. No request, no parse, no
+    table building: what dlt's extract, normalize and load cost for these tables handed
+    over as Arrow tables, which no source handing dlt Arrow tables can go below. It
+    differs from the load in small parts: its hints carry a table name and a write
+    disposition only (the load's also carry columns and keys), the reference tables are
+    Arrow tables appended (the load hands them over as records, replacing), and the
+    garbage collector runs as Python sets it (the load holds it back)."""
     import dlt
     import pyarrow as pa
     import pyarrow.parquet as pq
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+    # importing the source also sets its dlt configuration (dlt's _dlt_load_id on Arrow
+    # tables, which the columns dropped below had held)
     from lexful_source.resources import BATCH_RECORDS
 
     workdir = workdir.resolve()
@@ -318,14 +323,16 @@ def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
         groups.setdefault(name.split("__")[0], {})[name] = pa.concat_tables(parts)
 
     def items(parent_name: str, group: dict[str, Any]) -> Iterator[Any]:
-        parent = group.get(parent_name) or max(group.values(), key=len)
-        batches = max(1, -(-parent.num_rows // BATCH_RECORDS))
+        if parent_name not in group:
+            raise RuntimeError(f"{sorted(group)}: child tables without {parent_name} in the load")
+        batches = max(1, -(-group[parent_name].num_rows // BATCH_RECORDS))
         for n in range(batches):
             for name, table in group.items():
                 size = -(-table.num_rows // batches)
-                hints = dlt.mark.make_hints(table_name=name, write_disposition="append")
                 chunk = table.slice(n * size, size)
-                yield dlt.mark.with_hints(chunk, hints, create_table_variant=True)
+                if chunk.num_rows:
+                    hints = dlt.mark.make_hints(table_name=name, write_disposition="append")
+                    yield dlt.mark.with_hints(chunk, hints, create_table_variant=True)
 
     resources = [dlt.resource(items(n, g), name=n) for n, g in groups.items()]
     pipeline_name, target = "bench_dlt_alone", workdir / "dlt_alone.duckdb"
@@ -342,7 +349,8 @@ def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
         load_step = load_step_seconds(pipeline_name)
     finally:
         shutil.rmtree(workdir / "pipelines" / pipeline_name, ignore_errors=True)
-        target.unlink(missing_ok=True)
+        for leftover in (target, target.with_name(f"{target.name}.wal")):
+            leftover.unlink(missing_ok=True)
     return {**timed, "records": parent_rows(rows), "requests": None, "load_step": load_step,
             "imports": imports}  # fmt: skip
 
@@ -601,6 +609,7 @@ def change_records(server: Server, share: float, seed: int = 7) -> int:
 # ---- the report -------------------------------------------------------------------------
 
 RUN_ONCE = {"rest_api_default"}  # one to three minutes a run
+FLOOR_BAR = 2.5  # the issue's target: a full DuckDB load within this many times the floor
 FULL_LOADS = ["floor", "duckdb", "postgres", "parquet", "rest_api_tuned", "rest_api_default"]
 LABELS = {
     "floor": "floor: fetch and parse every page (httpx + orjson), load nothing",
@@ -724,17 +733,17 @@ def near_the_floor(main: dict[str, Result]) -> Iterator[tuple[str, float]]:
         )
         if dlt_alone.load_step is not None:
             yield (
-                "dlt alone before its load step (from its trace): the only part of dlt's "
-                "work this source's requests can run alongside",
+                "dlt alone before its load step (from its trace): the part of dlt's work "
+                "this source's requests can run alongside, with dlt's steps as they are",
                 dlt_alone.seconds - dlt_alone.load_step,
             )
         yield (
-            "what the floor target (2.5x) leaves for this source's own work on top of dlt "
-            "alone: requests, parsing, tables",
-            2.5 * floor.seconds - dlt_alone.seconds,
+            f"what the floor target ({FLOOR_BAR:g}x) leaves for this source's own work on "
+            "top of dlt alone: requests, parsing, tables (negative: dlt alone is over it)",
+            FLOOR_BAR * floor.seconds - dlt_alone.seconds,
         )
         yield (
-            "this source's own work as it ran: the DuckDB load minus dlt alone",
+            "what this source's own work added: the DuckDB load minus dlt alone",
             ours.seconds - dlt_alone.seconds,
         )
     if alone:
@@ -787,7 +796,11 @@ def targets(main: dict[str, Result], results: list[Result]) -> Iterator[tuple[st
     floor = main.get("floor")
     if floor:
         times = ours.seconds / floor.seconds
-        yield "DuckDB full load within 2.5x of the floor", f"{times:.2f}x", times <= 2.5
+        yield (
+            f"DuckDB full load within {FLOOR_BAR:g}x of the floor",
+            f"{times:.2f}x",
+            times <= FLOOR_BAR,
+        )
     for name, bar in (("postgres", 2.0), ("parquet", 1.5)):
         other = main.get(name)
         if other:
