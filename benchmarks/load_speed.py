@@ -214,7 +214,7 @@ def case_overlap(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     os.chdir(workdir)
     from lexful_source.pipeline import run_load
 
-    imports = import_lazy_modules()
+    import_lazy_modules()
     try:
         with clock() as timed:
             side.start()
@@ -226,8 +226,7 @@ def case_overlap(env: dict[str, str], workdir: Path) -> dict[str, Any]:
         shutil.rmtree(workdir / "pipelines" / pipeline_name, ignore_errors=True)
         for leftover in leftovers:
             leftover.unlink(missing_ok=True)
-    return {**timed, "records": parent_rows(summary.rows), "requests": summary.requests,
-            "imports": imports}  # fmt: skip
+    return {**timed, "records": parent_rows(summary.rows), "requests": summary.requests}
 
 
 def parent_rows(rows: dict[str, int]) -> int:
@@ -244,6 +243,11 @@ def loaded_files(workdir: Path) -> list[Path]:
     if not files:
         raise RuntimeError(f"no Parquet files of a finished DuckDB load under {workdir}")
     return files
+
+
+def table_of(loader_file: Path) -> str:
+    """The table a dlt loader file belongs to: its name's first part."""
+    return loader_file.name.split(".")[0]
 
 
 def first_load_settings() -> dict[str, Any]:
@@ -280,7 +284,7 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
             insert_alone(files, target, settings)
         with duckdb.connect(str(target), read_only=True) as connection:
             for number, path in enumerate(files):
-                table = path.name.split(".")[0]
+                table = table_of(path)
                 if not table.startswith("_dlt"):  # as run_load's row counts leave them out
                     count = connection.execute(f"select count(*) from t{number}").fetchone()[0]
                     rows[table] = rows.get(table, 0) + count
@@ -313,7 +317,7 @@ def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     workdir = workdir.resolve()
     tables: dict[str, list[Any]] = {}
     for path in loaded_files(workdir):
-        name = path.name.split(".")[0]
+        name = table_of(path)
         if not name.startswith("_dlt"):
             table = pq.read_table(path)
             kept = [c for c in table.column_names if not c.startswith("_dlt")]
@@ -340,7 +344,7 @@ def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     credentials = DuckDbCredentials(str(target), global_config=first_load_settings())
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, dataset_name="lexful_bench",
                             destination=dlt.destinations.duckdb(credentials))  # fmt: skip
-    imports = import_lazy_modules()
+    import_lazy_modules()
     try:
         with clock() as timed:
             pipeline.run(resources, loader_file_format="parquet")
@@ -351,8 +355,7 @@ def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
         shutil.rmtree(workdir / "pipelines" / pipeline_name, ignore_errors=True)
         for leftover in (target, target.with_name(f"{target.name}.wal")):
             leftover.unlink(missing_ok=True)
-    return {**timed, "records": parent_rows(rows), "requests": None, "load_step": load_step,
-            "imports": imports}  # fmt: skip
+    return {**timed, "records": parent_rows(rows), "requests": None, "load_step": load_step}
 
 
 def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, Any]:
@@ -392,12 +395,12 @@ def case_rest_api(env: dict[str, str], workdir: Path, tuned: bool) -> dict[str, 
         destination=dlt.destinations.duckdb(str(workdir / "rest_api.duckdb")),
         dataset_name="lexful_rest_api",
     )
-    imports = import_lazy_modules()
+    import_lazy_modules()
     with clock() as timed:
         pipeline.run(rest_api_source(config), loader_file_format="parquet" if tuned else None)
     counts = pipeline.last_trace.last_normalize_info.row_counts
     records = sum(n for t, n in counts.items() if "__" not in t and not t.startswith("_dlt"))
-    return {**timed, "records": records, "requests": None, "imports": imports}
+    return {**timed, "records": records, "requests": None}
 
 
 CASES: dict[str, Callable[[dict[str, str], Path], dict[str, Any]]] = {
