@@ -107,9 +107,9 @@ def lexful_source(
 
     ``max_attempts``, ``backoff_s`` and ``request_timeout_s`` set the retry policy;
     ``requests_per_minute`` paces requests below the API's rate limit;
-    ``concurrent_requests`` bounds the requests in flight across resources; each list is
-    read that many pages ahead of its conversion to tables, its requests still one after
-    another (1: no reading ahead).
+    ``concurrent_requests`` bounds the requests in flight across resources; each list asks
+    for up to that many of its next pages at once, ahead of their conversion to tables
+    (1: each page when its turn comes).
     ``on_forbidden`` says what a 403 on one resource does: ``fail`` the run, or ``skip``
     that resource with a warning in the run summary (its cursor stays where it was).
 
@@ -123,7 +123,8 @@ def lexful_source(
     an append is safe only where the run that follows a crash removes what a re-run load
     job repeated, which ``run_load`` does.
     """
-    _check_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+    # 2 at least: consecutive pages of a list share a record (paging.py)
+    _check_range("page_size", page_size, 2, MAX_PAGE_SIZE)
     _check_range("max_attempts", max_attempts, 1, 100)
     _check_range("backoff_s", backoff_s, 0, 600)
     _check_range("request_timeout_s", request_timeout_s, 0.1, 3600)

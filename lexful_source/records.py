@@ -10,6 +10,7 @@ state need lives here.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -59,21 +60,23 @@ class OnDemandDecoder:
     body, so a run that reads only a few records per list never imports Arrow; a list
     of small pages (a small ``page_size``) is decoded from its first few dozen records.
     A batch can hold records of both paths: ``decoding.page_tables`` then converts it
-    all by the dict path."""
+    all by the dict path. A list's pages are decoded on several threads at once."""
 
     def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
         self._decoder: PageDecoder | None = None
         self._seen = 0  # bytes of the bodies so far
+        self._lock = threading.Lock()
 
     def __call__(self, raw: bytes) -> ParsedPage | None:
         if self._decoder is None:
-            self._seen += len(raw)
-            if self._seen < ARROW_MIN_BODY:
-                return None
-            from .decoding import PageDecoder
+            with self._lock:
+                self._seen += len(raw)
+                if self._seen < ARROW_MIN_BODY:
+                    return None
+                from .decoding import PageDecoder
 
-            self._decoder = PageDecoder(self.spec)
+                self._decoder = self._decoder or PageDecoder(self.spec)
         return self._decoder(raw)
 
 

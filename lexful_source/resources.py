@@ -72,7 +72,7 @@ def incremental_resource(
         state = dlt.current.resource_state()
         tables = TableWriter(spec, first_load=_first_load(spec, state, destination_tables))
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
-        ahead, decode = client.concurrent_requests - 1, OnDemandDecoder(spec)
+        at_once, decode = client.concurrent_requests, OnDemandDecoder(spec)
         changes = WindowScan(
             client,
             spec.path,
@@ -80,7 +80,7 @@ def incremental_resource(
             _versions(state, ""),
             page_size,
             digest,
-            prefetch=ahead,
+            in_flight=at_once,
             decode=decode,
         )
         watching = detect_archives and "archive_cursor" in state
@@ -132,7 +132,7 @@ def incremental_resource(
             page_size,
             digest,
             cursor_field="deleted_at",
-            prefetch=ahead,
+            in_flight=at_once,
             decode=decode,
         )
         held: list[datetime] = []  # archived after this run emitted them: load next run

@@ -9,7 +9,7 @@ DEFAULT_TOKEN_LIFETIME_S = 3600  # "valid for 60 minutes" when the response does
 TOKEN_REFRESH_MARGIN_S = 300  # refresh this long before expiry (capped at a tenth of the lifetime)
 DEFAULT_START_DATE = "1970-01-01T00:00:00Z"
 REQUEST_TIMEOUT_S = 60.0
-CONCURRENT_REQUESTS = 4  # requests in flight across resources; pages read ahead per list
+CONCURRENT_REQUESTS = 4  # requests in flight across resources, and for one list's next pages
 # A list's bodies are decoded by Arrow once they add up to this; before, they go the dict
 # path (a few dozen records: what a run with nothing new reads; records.py).
 ARROW_MIN_BODY = 32 * 1024

@@ -22,12 +22,20 @@ from lexful_source.sandbox.catalogue import CONTACT, LOCATION
 from lexful_source.sandbox.faults import MALFORMED_VARIANTS
 
 from .conftest import FAULT_MATRIX, Loader
-from .test_incremental import CONTACT_PATH, START, TOKEN_ROUTE, Hook, contact_changes_page
+from .test_incremental import (
+    CONTACT_PATH,
+    START,
+    TOKEN_ROUTE,
+    Hook,
+    contact_changes_page,
+    page_at,
+)
 from .test_load import check
 from .truth import expected_tables
 
 MakeSandbox = Callable[..., LexfulSandbox]
 FAST = {"page_size": 50, "max_attempts": 4, "backoff_s": 0.01}  # retries in milliseconds
+SECOND_PAGE, THIRD_PAGE = page_at(1, FAST["page_size"]), page_at(2, FAST["page_size"])
 WAIT = re.compile(r"retry \d+ of \d+ in ([\d.]+) s")
 LOCATION_PATH = f"/v1/assets/{LOCATION}"
 
@@ -108,7 +116,7 @@ def test_transient_faults_are_retried_and_lose_nothing(
     name: str,
 ) -> None:
     sandbox = make_sandbox(contacts=200)
-    sandbox.on_request = hook = Hook(contact_changes_page(50), lambda: TRANSIENT[name])
+    sandbox.on_request = hook = Hook(contact_changes_page(SECOND_PAGE), lambda: TRANSIENT[name])
     caplog.set_level(logging.WARNING, "lexful_source")
     summary = run(duckdb_loader, sandbox, request_timeout_s=0.5)
     assert hook.fired == 1 and summary.retries == 1
@@ -160,7 +168,7 @@ def test_an_expired_token_is_refreshed_once(
         else:
             clock.advance(601)
 
-    sandbox.on_request = Hook(contact_changes_page(100), expire)
+    sandbox.on_request = Hook(contact_changes_page(THIRD_PAGE), expire)
     run(duckdb_loader, sandbox)
     check(duckdb_loader, sandbox)
     tokens = sandbox.stats.by_route[TOKEN_ROUTE]
@@ -253,9 +261,9 @@ def test_a_forbidden_type_can_be_skipped_with_a_warning(
 def test_a_malformed_page_fails_naming_endpoint_and_offset(
     duckdb_loader: Loader, loaded: LexfulSandbox, variant: str
 ) -> None:
-    loaded.on_request = Hook(contact_changes_page(50), lambda: Fault.malformed(variant))
+    loaded.on_request = Hook(contact_changes_page(SECOND_PAGE), lambda: Fault.malformed(variant))
     message = fails_untouched(duckdb_loader, loaded, f"malformed page: {variant}")
-    assert f"GET {CONTACT_PATH} (offset 50)" in message
+    assert f"GET {CONTACT_PATH} (offset {SECOND_PAGE})" in message
 
 
 def test_a_user_without_an_id_fails_naming_endpoint_and_offset(

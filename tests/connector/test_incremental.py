@@ -7,6 +7,7 @@ must never reach a destination."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,6 +138,12 @@ def contact_changes_page(offset: int | None) -> Callable[[RequestInfo], bool]:
         )
 
     return match
+
+
+def page_at(n: int, page_size: int) -> int:
+    """The offset of a list's page ``n`` (0 first) when nothing changes: consecutive pages
+    share a record (paging.py)."""
+    return n * (page_size - 1)
 
 
 def loaded_tables(loader: Loader, sandbox: LexfulSandbox) -> Tables:
@@ -296,7 +303,7 @@ def test_a_record_changed_again_within_its_instant_while_paging_is_not_lost(
         sandbox.app.edit_asset(CONTACT, newest["id"], {"title": "Same instant, new version"})
         change(sandbox, "purge", *oldest)  # the window shrinks: the scan steps back to 0
 
-    sandbox.on_request = hook = Hook(contact_changes_page(5), edit_and_purge)
+    sandbox.on_request = hook = Hook(contact_changes_page(page_at(1, 5)), edit_and_purge)
     sql_loader.run(sandbox, **paged(5))
     assert hook.fired == 1
     sandbox.on_request = None
@@ -463,6 +470,45 @@ def test_changes_while_paging_lose_nothing(
     assert_matches(without(loaded_tables(sql_loader, sandbox), purged), sandbox)
 
 
+def test_pages_answered_out_of_order_lose_nothing(
+    sql_loader: Loader, make_sandbox: MakeSandbox
+) -> None:
+    """A list's next pages are asked for at once, so the server may answer page 2 before
+    page 1. Two records from behind both move to the front in between (edited within the
+    window's newest instant): ``total`` stays as it was, page 1 starts two records
+    earlier and ends before page 2 begins. The record in that gap is never read again by
+    any later run (its stamp is behind the cursor), so only the scan's check that each
+    page reaches back to the last record read keeps it."""
+    clock = ManualClock(START)
+    sandbox = make_sandbox(contacts=250, clock=clock)
+    order = newest_first(sandbox)
+    clock.set(order[0]["updated_at"])  # an edit now moves a record to the window's front
+    live = [r["id"] for r in order if r["deleted_at"] is None]
+    movers = live[-2:]  # behind page 1, as far back as live records go
+    first, second = page_at(1, PAGE), page_at(2, PAGE)
+    held: list[bool] = []  # whether page 2 was answered while page 1 was held
+
+    def answered(offset: int) -> bool:
+        return any(
+            r.path == CONTACT_PATH and ("offset", str(offset)) in r.params
+            for r in list(sandbox.stats.log)
+        )
+
+    def hold_page_1(info: RequestInfo) -> None:
+        if contact_changes_page(first)(info) and not held:
+            deadline = time.monotonic() + 20
+            while not answered(second) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            change(sandbox, "edit", *movers)
+            held.append(answered(second))
+
+    sandbox.on_request = hold_page_1
+    sql_loader.run(sandbox, source_args={"page_size": PAGE, "concurrent_requests": 4})
+    assert held == [True], "page 2 was not answered while page 1 was held"
+    sandbox.on_request = None
+    load(sql_loader, sandbox, **paged(PAGE))  # equal to the truth: nothing was lost
+
+
 # -- 7. malformed pages -------------------------------------------------------------------
 @pytest.mark.parametrize(
     "variant", ["missing_items", "missing_id", "missing_updated_at", "total_string", "not_json"]
@@ -476,11 +522,12 @@ def test_a_malformed_page_fails_the_run_and_loses_nothing(
     changed = live_contacts(sandbox)[:100]
     touch_one_ms_apart(sandbox, clock, changed)
 
-    sandbox.on_request = hook = Hook(contact_changes_page(50), lambda: Fault.malformed(variant))
+    second = page_at(1, 50)
+    sandbox.on_request = hook = Hook(contact_changes_page(second), lambda: Fault.malformed(variant))
     with pytest.raises(PipelineStepFailed) as failure:
         duckdb_loader.run(sandbox, **paged(50))
     assert hook.fired == 1
-    assert f"GET {CONTACT_PATH} (offset 50)" in explain(failure.value)
+    assert f"GET {CONTACT_PATH} (offset {second})" in explain(failure.value)
 
     sandbox.on_request = None
     assert contact_rows(load(duckdb_loader, sandbox, **paged(50))) == len(changed)
