@@ -54,10 +54,10 @@ LIGHT_KEYS = ("id", "updated_at", "deleted_at")
 
 
 class DecodedPage(ParsedPage):
-    """A list answer Arrow's reader parsed. Its ``total`` is known at once, which is all
-    the read-ahead thread needs to ask for the next page. Its records are made by
-    ``make_items``, which the reader calls on its own thread, so the requests wait for
-    the parse alone; its tables by ``rows``, only when records of it are loaded. A page
+    """A list answer Arrow's reader parsed. Its ``total`` is known at once. Its records
+    are made by ``make_items`` on the thread that gets the page, which reads the first
+    and last of them to check the page against the one before (paging.py); its tables
+    by ``rows``, only when records of it are loaded. A page
     whose records the decoder cannot make exactly becomes orjson's dicts, and one whose
     tables it cannot make is converted from them, as if never decoded. The page does
     not keep the records it made (they point to it): no cycle is left for the

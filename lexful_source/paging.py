@@ -11,12 +11,13 @@ incremental scan avoids that with a frozen window:
    keep their order, so a page that starts at or before the last record read (``last``)
    leaves no gap behind it. Each page is asked for at ``last``'s offset, sharing that
    record with the page before; one that shares it, or starts with a record newer than
-   ``last``, is read on from. One that does not was served after records before
-   ``last`` left (or ``last`` itself did): it is asked for again further back, and
-   further still until one reaches. The check holds whatever order the server answers
-   in, so a list's next pages are asked for at once (``in_flight``), each where it would
-   start if nothing left. Records read twice are dropped (by id, once per run). Records
-   that left are newer than ``U`` and come with the next run.
+   ``last``, is read on from. One that does not may have been served after records
+   before ``last`` left (or ``last`` itself did): it is asked for again further back,
+   and further still until one reaches (offset 0 always does). The check holds
+   whatever order the server answers in, so a list's next pages are asked for at once
+   (``in_flight``), each where it would start if nothing left. Records read twice are
+   dropped (by id, once per run). Records that left are newer than ``U`` and come with
+   the next run.
 3. The next run starts at ``updated_at >= U`` and skips the records it already loaded at
    exactly ``U``, unless their content changed (a second edit within one timestamp tick
    keeps ``U``): boundary records are neither lost nor loaded twice, and a run with no
@@ -26,6 +27,7 @@ incremental scan avoids that with a frozen window:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -51,7 +53,8 @@ class Page:
 
     @property
     def items(self) -> list[dict[str, Any]]:
-        """The records; a decoded page makes them here, on the thread that reads them."""
+        """The records; a decoded page makes them here, once: the scan asks for them on the
+        thread that gets the page, before any other thread can (``_reaches``)."""
         if isinstance(self.records, ParsedPage):
             self.records = self.records.make_items()
         return self.records
@@ -191,14 +194,15 @@ class WindowScan:
     def _window_pages(self, window: Mapping[str, Any], first: Page) -> Generator[Page]:
         """The window's pages after page 0, each read on from only once it reaches back to
         the last record read (see the module docstring). Which offsets come next depends
-        on the pages' lengths and totals alone, so this can run ahead of the reading
-        (``ReadAhead``) and ask for several pages at once (``Requests``)."""
+        on the pages got so far alone, so this can run ahead of the reading
+        (``ReadAhead``) and, while no page is being asked for again, ask for several at
+        once on the guess that each comes full (``Requests``)."""
         step = self.page_size - 1  # pages share one record
         guard = 3 * (first.total // step + 2) + 10
         requests = Requests(
             lambda offset: self._fetch(window, offset),
             self.in_flight,
-            demand=lambda: self._ahead.demand() if self._ahead else 1,
+            pace=lambda: self._ahead.pace if self._ahead else 0.0,
         )
         previous = first
         while previous.items and previous.offset + len(previous.items) < previous.total:
@@ -207,8 +211,8 @@ class WindowScan:
             last_stamp = self._stamp(last, anchor)
             offset, back = anchor, 0
             while True:
-                ahead = range(offset + step, previous.total, step)  # if every page is full
-                page = requests.take(offset, ahead)
+                guess = range(offset + step, previous.total, step) if not back else ()
+                page = requests.take(offset, guess)
                 self.pages += 1
                 if self.pages > guard:
                     raise PaginationError(
@@ -231,17 +235,19 @@ class WindowScan:
 
     def _reaches(self, page: Page, last_id: str, last_stamp: datetime) -> bool:
         """Whether ``page`` starts at or before the last record read: at the window's
-        front, with a record newer than it, or holding it (ties: its id)."""
+        front, with a record newer than it, or holding it (ties: its id). Makes the
+        page's records, which the reader then takes as made."""
+        items = page.items
         if page.offset == 0:
             return True
-        if not page.items:
+        if not items:
             return False
-        head = page.items[0]
+        head = items[0]
         if _identity(head, self.path, page.offset) == last_id:
             return True
         if self._stamp(head, page.offset) > last_stamp:
             return True
-        where = enumerate(page.items, page.offset)
+        where = enumerate(items, page.offset)
         return any(_id_of(item, self.path, position) == last_id for position, item in where)
 
     def _seek_without_totals(self, base: Mapping[str, Any], first: Page) -> Iterator[list[dict]]:
@@ -353,30 +359,29 @@ class ReadAhead(Iterator[Page]):
         self._stop = threading.Event()
         self._pages = pages
         self._done = False
-        self._waited = False
+        self.pace = 0.0  # seconds the reader keeps a page before it wants the next
+        self._taken: float | None = None  # when the reader took its last page
         threading.Thread(target=self._produce, daemon=True, name="lexful-read-ahead").start()
 
-    def demand(self) -> int:
-        """1 when the reader found no page waiting since this was last asked, -1 when
-        every place ahead of it is taken, else 0: how to change the requests in flight."""
-        waited, self._waited = self._waited, False
-        return 1 if waited else -1 if self._queue.full() else 0
+    def _wanted(self) -> None:
+        """The reader wants its next page: how long it kept the last one."""
+        if self._taken is not None:
+            kept, self._taken = time.monotonic() - self._taken, None
+            self.pace = kept if not self.pace else 0.8 * self.pace + 0.2 * kept
 
     @property
     def ready(self) -> bool:
         """Whether the next page (or the end) is already here: ``next`` will not wait."""
-        if self._done or not self._queue.empty():
-            return True
-        self._waited = True  # the reader gives up its turn for want of a page
-        return False
+        self._wanted()
+        return self._done or not self._queue.empty()
 
     def __next__(self) -> Page:
         if self._done:
             raise StopIteration
-        if self._queue.empty():
-            self._waited = True
+        self._wanted()
         kind, value = self._queue.get()
         if kind == "page":
+            self._taken = time.monotonic()
             return value
         self.close()
         if kind == "error":
@@ -407,44 +412,53 @@ class ReadAhead(Iterator[Page]):
 
 
 class Requests:
-    """A list's pages asked for before their turn, answered in the reader's order. How
-    many at once follows the reader (``demand``): ``limit`` at first, then one more (up
-    to ``limit``) after it waited for a page, one fewer while it holds every page it
-    can. Over a slow network a list so keeps ``limit`` requests in flight (a load over
-    50 ms answers took 5.2 s instead of 8.6); where the reader is the slower side, as
-    over loopback, more at once only made more threads contend for the interpreter lock
-    (always 4: a load 8% slower). At one at a time the page is fetched on the caller's
-    thread; beyond, each on a daemon thread of its own, which a run that stops early
-    does not wait for. A page asked for on a guess the reader then drops is not waited
-    for, nor its error raised."""
+    """A list's pages asked for before their turn, answered in the reader's order: as
+    many at once as it takes for the next to be in when the reader wants it, the time a
+    request takes over the time the reader keeps a page (``pace``), rounded down, from
+    1 to ``limit`` (``limit`` until both are known). Over a slow network a list so keeps
+    ``limit`` requests in flight (a load with every answer 50 ms late took 5.2 s instead
+    of 8.8); over loopback, where the reader is the slower side, mostly one: always 4
+    made a load 8% slower, more threads contending for the interpreter lock. At one at a
+    time the page is fetched on the caller's thread; beyond, each on a daemon thread of
+    its own, which a run that stops early does not wait for. A page asked for on a guess
+    the reader then drops is not waited for, nor its error raised."""
 
-    def __init__(self, fetch: Callable[[int], Page], limit: int, demand: Callable[[], int]) -> None:
-        self._fetch, self._limit, self._demand = fetch, max(limit, 1), demand
-        self._width = self._limit  # a reader starting a list waits for its pages
+    def __init__(self, fetch: Callable[[int], Page], limit: int, pace: Callable[[], float]) -> None:
+        self._fetch, self._limit, self._pace = fetch, max(limit, 1), pace
+        self._width = self._limit  # until both times are known
+        self._took = 0.0  # seconds a request takes, answer parsed
         self._pending: dict[int, Future[Page]] = {}
 
     def take(self, offset: int, then: Iterable[int] = ()) -> Page:
         """The page at ``offset``; meanwhile the offsets likely wanted next (``then``, as
-        many as the width allows) are asked for, and pending ones not among them dropped."""
-        if self._limit > 1:
-            self._width = min(max(self._width + self._demand(), 1), self._limit)
-        if self._width == 1 and offset not in self._pending:
-            self._pending.clear()
-            return self._fetch(offset)  # on this thread: one hop fewer per page
-        wanted = [offset, *islice(then, self._width - 1)]
-        for dropped in self._pending.keys() - set(wanted):
+        many as the width allows) are asked for. Pending pages off that plan are
+        dropped; those on it are kept, however narrow the width has become."""
+        pace = self._pace()
+        if pace and self._took:
+            self._width = min(max(int(self._took / pace), 1), self._limit)
+        plan = [offset, *islice(then, self._limit - 1)]
+        for dropped in self._pending.keys() - set(plan):
             del self._pending[dropped]
-        for planned in wanted:
-            if planned not in self._pending:
+        for planned in plan[: self._width]:
+            if planned not in self._pending and (planned != offset or self._width > 1):
                 self._pending[planned] = self._start(planned)
+        if offset not in self._pending:
+            return self._timed(offset)  # on this thread: one hop fewer per page
         return self._pending.pop(offset).result()
+
+    def _timed(self, offset: int) -> Page:
+        started = time.monotonic()
+        page = self._fetch(offset)
+        took = time.monotonic() - started
+        self._took = took if not self._took else 0.8 * self._took + 0.2 * took
+        return page
 
     def _start(self, offset: int) -> Future[Page]:
         future: Future[Page] = Future()
 
         def run() -> None:
             try:
-                future.set_result(self._fetch(offset))
+                future.set_result(self._timed(offset))
             except BaseException as exc:  # raised by take(), if the page is still wanted
                 future.set_exception(exc)
 

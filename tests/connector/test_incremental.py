@@ -505,6 +505,9 @@ def test_pages_answered_out_of_order_lose_nothing(
     sandbox.on_request = hold_page_1
     sql_loader.run(sandbox, source_args={"page_size": PAGE, "concurrent_requests": 4})
     assert held == [True], "page 2 was not answered while page 1 was held"
+    asked = [dict(r.params) for r in sandbox.stats.log if r.path == CONTACT_PATH]
+    offsets = {int(q["offset"]) for q in asked if "updated_at[gte]" in q}
+    assert {o for o in offsets if o % (PAGE - 1)}, f"no page asked for again: {sorted(offsets)}"
     sandbox.on_request = None
     load(sql_loader, sandbox, **paged(PAGE))  # equal to the truth: nothing was lost
 
