@@ -57,11 +57,11 @@ class DecodedPage(ParsedPage):
     """A list answer Arrow's reader parsed. Its ``total`` is known at once. Its records
     are made by ``make_items`` on the thread that gets the page, which reads the first
     and last of them to check the page against the one before (paging.py); its tables
-    by ``rows``, only when records of it are loaded. A page
-    whose records the decoder cannot make exactly becomes orjson's dicts, and one whose
-    tables it cannot make is converted from them, as if never decoded. The page does
-    not keep the records it made (they point to it): no cycle is left for the
-    collector, which a run calls rarely."""
+    by ``rows``, only when records of it are loaded. A page whose records the decoder
+    cannot make exactly becomes orjson's dicts, and one whose tables it cannot make is
+    converted from them, as if never decoded. The page does not keep the records it
+    made (they point to it): no cycle is left for the collector, which a run calls
+    rarely."""
 
     def __init__(self, decoder: PageDecoder, raw: bytes, total: int, parsed: pa.Array) -> None:
         self.decoder, self.raw, self.total = decoder, raw, total

@@ -367,11 +367,12 @@ class ReadAhead(Iterator[Page]):
         """The reader wants its next page: how long it kept the last one."""
         if self._taken is not None:
             kept, self._taken = time.monotonic() - self._taken, None
-            self.pace = kept if not self.pace else 0.8 * self.pace + 0.2 * kept
+            self.pace = _smoothed(self.pace, kept)
 
     @property
     def ready(self) -> bool:
-        """Whether the next page (or the end) is already here: ``next`` will not wait."""
+        """Whether the next page (or the end) is already here: ``next`` will not wait.
+        Asking means the reader wants it, which ``pace`` counts."""
         self._wanted()
         return self._done or not self._queue.empty()
 
@@ -449,8 +450,7 @@ class Requests:
     def _timed(self, offset: int) -> Page:
         started = time.monotonic()
         page = self._fetch(offset)
-        took = time.monotonic() - started
-        self._took = took if not self._took else 0.8 * self._took + 0.2 * took
+        self._took = _smoothed(self._took, time.monotonic() - started)
         return page
 
     def _start(self, offset: int) -> Future[Page]:
@@ -464,3 +464,8 @@ class Requests:
 
         threading.Thread(target=run, daemon=True, name="lexful-page").start()
         return future
+
+
+def _smoothed(average: float, value: float) -> float:
+    """A running average that follows the last few values (0: none yet)."""
+    return value if not average else 0.8 * average + 0.2 * value
