@@ -296,51 +296,39 @@ def case_duckdb_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
 
 
 def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
-    """dlt by itself: the DuckDB load's own tables, read from its Parquet files before the
-    clock, handed to dlt much as that load hands them (one resource per parent table;
-    as many items per table as the load's batches of BATCH_RECORDS parent rows, each
-    child table cut into as many slices; every item with hints of its own) and loaded
-    into a new DuckDB file with the settings of a first load. No request, no parse, no
-    table building: what dlt's extract, normalize and load cost for these tables handed
-    over as Arrow tables, which no source handing dlt Arrow tables can go below. It
-    differs from the load in small parts: its hints carry a table name and a write
-    disposition only (the load's also carry columns and keys), the reference tables are
-    Arrow tables appended (the load hands them over as records, replacing), and the
-    garbage collector runs as Python sets it (the load holds it back)."""
+    """dlt by itself: the DuckDB load's own Parquet files, which that load hands dlt as
+    files it wrote (loader_files.py), imported as they are (one resource per table, the
+    files' schemas as hints) into a new DuckDB file with the settings of a first load. No
+    request, no parse, no table building, no file writing: what dlt's extract, normalize
+    and load cost for this load's files, which no source handing dlt these files can go
+    below. It differs from the load in small parts: its hints carry a table name, a
+    write disposition and the files' columns (the load's also carry keys), the reference
+    tables are left out (a few hundred rows, which the load hands over as records), and
+    the garbage collector runs as Python sets it (the load holds it back)."""
     import dlt
-    import pyarrow as pa
     import pyarrow.parquet as pq
     from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-    # importing the source also sets its dlt configuration (dlt's _dlt_load_id on Arrow
-    # tables, which the columns dropped below had held)
-    from lexful_source.resources import BATCH_RECORDS
+    # importing the source also sets its dlt configuration (dlt's _dlt_load_id, which
+    # every file here has)
+    from lexful_source.pipeline import is_reference_table
 
     workdir = workdir.resolve()
-    tables: dict[str, list[Any]] = {}
+    files: dict[str, list[tuple[str, int, Any]]] = {}
     for path in loaded_files(workdir):
         name = table_of(path)
-        if not name.startswith("_dlt"):
-            table = pq.read_table(path)
-            kept = [c for c in table.column_names if not c.startswith("_dlt")]
-            tables.setdefault(name, []).append(table.select(kept))
-    groups: dict[str, dict[str, Any]] = {}
-    for name, parts in tables.items():
-        groups.setdefault(name.split("__")[0], {})[name] = pa.concat_tables(parts)
+        if not name.startswith("_dlt") and not is_reference_table(name):
+            schema, rows = pq.read_schema(path), pq.read_metadata(path).num_rows
+            files.setdefault(name, []).append((str(path), rows, schema.empty_table()))
 
-    def items(parent_name: str, group: dict[str, Any]) -> Iterator[Any]:
-        if parent_name not in group:
-            raise RuntimeError(f"{sorted(group)}: child tables without {parent_name} in the load")
-        batches = max(1, -(-group[parent_name].num_rows // BATCH_RECORDS))
-        for n in range(batches):
-            for name, table in group.items():
-                size = -(-table.num_rows // batches)
-                chunk = table.slice(n * size, size)
-                if chunk.num_rows:
-                    hints = dlt.mark.make_hints(table_name=name, write_disposition="append")
-                    yield dlt.mark.with_hints(chunk, hints, create_table_variant=True)
+    def imports(parts: list[tuple[str, int, Any]]) -> Iterator[Any]:
+        for path, rows, columns in parts:
+            yield dlt.mark.with_file_import(path, "parquet", rows, hints=columns)
 
-    resources = [dlt.resource(items(n, g), name=n) for n, g in groups.items()]
+    resources = [
+        dlt.resource(imports(parts), name=name, write_disposition="append")
+        for name, parts in files.items()
+    ]
     pipeline_name, target = "bench_dlt_alone", workdir / "dlt_alone.duckdb"
     shutil.rmtree(workdir / "pipelines" / pipeline_name, ignore_errors=True)
     credentials = DuckDbCredentials(str(target), global_config=first_load_settings())
@@ -349,7 +337,7 @@ def case_dlt_alone(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     import_lazy_modules()
     try:
         with clock() as timed:
-            pipeline.run(resources, loader_file_format="parquet")
+            pipeline.run(resources)
         counts = pipeline.last_trace.last_normalize_info.row_counts
         rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
         load_step = load_step_seconds(pipeline_name)
@@ -625,9 +613,9 @@ LABELS = {
     "parquet": "this source, full load, Parquet files",
     "duckdb_alone": "DuckDB alone: the DuckDB load's Parquet files into a new database file, "
     "no dlt",
-    "dlt_alone": "dlt alone: the DuckDB load's tables, read from its Parquet files before "
-    "the clock (all held in memory), through dlt's extract, normalize and load as that load "
-    "hands them over; no requests, no parsing",
+    "dlt_alone": "dlt alone: the DuckDB load's Parquet files imported by dlt as they are "
+    "(extract, normalize, load), as that load hands them over; no requests, no parsing, "
+    "no tables, no writing",
     "overlap": "stand-in for an overlap: the DuckDB load with dlt's load step skipped, "
     "DuckDB alone's insert on a thread alongside (nothing of this run loaded)",
     "rest_api_default": "dlt rest_api, dlt's defaults, DuckDB",
@@ -753,8 +741,8 @@ def near_the_floor(main: dict[str, Result]) -> Iterator[tuple[str, float]]:
         return
     if dlt_alone:
         yield (
-            "dlt alone: the DuckDB load's tables, already built, through dlt's steps "
-            "(no requests, no parsing)",
+            "dlt alone: the DuckDB load's files, already written, through dlt's steps "
+            "(no requests, no parsing, no tables)",
             dlt_alone.seconds,
         )
         if dlt_alone.load_step is not None:

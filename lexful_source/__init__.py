@@ -91,6 +91,7 @@ def lexful_source(
     reload_reference_data: bool = False,
     reconcile: dict[str, dict[str, str | None]] | None = None,
     destination_tables: Sequence[str] | None = None,
+    parquet_files: bool = False,
 ) -> list[DltResource]:
     """Every asset type in the account (or those matching ``asset_types``), organizations,
     organization types, users and the asset-type catalogue.
@@ -122,6 +123,11 @@ def lexful_source(
     append instead of merge, which halves the load step. Without them every load merges:
     an append is safe only where the run that follows a crash removes what a re-run load
     job repeated, which ``run_load`` does.
+
+    ``parquet_files`` hands dlt each asset type's tables as Parquet files the source
+    writes on a thread of its own, instead of as Arrow tables, which dlt's extract would
+    write on the thread that makes them (loader_files.py). The destination must import
+    Parquet files as they are: ``run_load`` sets it for DuckDB.
     """
     # 2 at least: consecutive pages of a list share a record (paging.py)
     _check_range("page_size", page_size, 2, MAX_PAGE_SIZE)
@@ -188,6 +194,7 @@ def lexful_source(
             bool(detect_archives),
             skip_forbidden,
             None if destination_tables is None else frozenset(destination_tables),
+            bool(parquet_files),
         )
         for spec in specs
     ]

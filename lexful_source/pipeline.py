@@ -208,6 +208,8 @@ def _run_load(
     with _quiet(destination):
         counts = finish_interrupted_run(pipeline, destination, full_refresh)
     args["destination_tables"] = _tables_kept(pipeline, destination, full_refresh)
+    # DuckDB reads the source's own Parquet files as they are (loader_files.py)
+    args.setdefault("parquet_files", destination == "duckdb")
     source = lexful_source(**args)
     _run(pipeline, source, destination, "drop_sources" if full_refresh else None)
     for table, count in _row_counts(pipeline).items():

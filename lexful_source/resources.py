@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dlt
@@ -23,6 +24,7 @@ from dlt.extract.resource import DltResource
 
 from .client import LexfulClient
 from .errors import ApiError
+from .loader_files import FILE_HINTS, LoaderFiles, import_item
 from .paging import WindowScan, fetch_page, scan_all
 from .records import OnDemandDecoder, full_record, loaded_digest
 from .schema import TableSpec, dlt_columns
@@ -49,6 +51,7 @@ LOOKUP_BATCH = 100
 # Records per yielded table: dlt's cost per item (hints, schema checks) is paid once per
 # batch instead of once per page, and memory stays bounded on any account size.
 BATCH_RECORDS = 5_000
+LOADER_FILES_DIR = "lexful_loader_files"  # in the pipeline's working directory
 _MARKER_LOCK = threading.Lock()
 
 
@@ -60,17 +63,29 @@ def incremental_resource(
     detect_archives: bool = True,
     skip_forbidden: bool = False,
     destination_tables: Collection[str] | None = None,
+    parquet_files: bool = False,
 ) -> DltResource:
     """Merge new and changed records; with ``detect_archives``, also those archived
     without a new ``updated_at`` (Lexful's docs leave open whether archiving bumps it).
-    A first load appends instead (see ``TableWriter`` and ``_first_load``)."""
+    A first load appends instead (see ``TableWriter`` and ``_first_load``). With
+    ``parquet_files`` the tables reach dlt as Parquet files the resource wrote
+    (loader_files.py), which a destination must take as they are."""
 
     def digest(record: dict[str, Any]) -> str:
         return loaded_digest(spec, full_record(record))
 
     def records() -> Iterator[Any]:
         state = dlt.current.resource_state()
-        tables = TableWriter(spec, first_load=_first_load(spec, state, destination_tables))
+        files = _loader_files(spec.name) if parquet_files else None
+        tables = TableWriter(spec, _first_load(spec, state, destination_tables), files)
+        try:
+            yield from read_changes(state, tables)
+            yield from tables.finish()
+        finally:
+            if files is not None:
+                files.discard()
+
+    def read_changes(state: dict[str, Any], tables: TableWriter) -> Iterator[Any]:
         since = parse_timestamp(state["cursor"]) if "cursor" in state else start
         at_once, decode = client.concurrent_requests, OnDemandDecoder(spec)
         changes = WindowScan(
@@ -154,7 +169,16 @@ def incremental_resource(
         _keep_versions(state, "archive_", known)
 
     read = _skipping_forbidden(spec.name, records) if skip_forbidden else records
+    if parquet_files:
+        return dlt.resource(read, name=spec.name, **FILE_HINTS)
     return dlt.resource(read, name=spec.name, write_disposition=MERGE)
+
+
+def _loader_files(resource_name: str) -> LoaderFiles:
+    """The resource's own loader files, in the pipeline's working directory."""
+    pipeline = dlt.current.pipeline()
+    load_id = dlt.current.load_package_state()["load_id"]
+    return LoaderFiles(Path(pipeline.working_dir) / LOADER_FILES_DIR / resource_name, load_id)
 
 
 def _skipping_forbidden(
@@ -209,10 +233,15 @@ class TableWriter:
     a merge would only copy every row through the staging dataset twice (it halves the
     load step) and dedupe nothing. Its parents need no markers, as they have no children
     to replace. The one way it could repeat rows, a load job run again after a crash,
-    is undone when the package is finished (recovery.py)."""
+    is undone when the package is finished (recovery.py).
 
-    def __init__(self, spec: TableSpec, first_load: bool = False) -> None:
-        self.spec, self.first_load = spec, first_load
+    With ``files`` (loader_files.py) the batches go to Parquet files instead, which
+    ``finish`` hands to dlt once the resource has read everything."""
+
+    def __init__(
+        self, spec: TableSpec, first_load: bool = False, files: LoaderFiles | None = None
+    ) -> None:
+        self.spec, self.first_load, self.files = spec, first_load, files
         disposition = "append" if first_load else MERGE
         self.hints = {
             spec.name: dlt.mark.make_hints(
@@ -263,7 +292,17 @@ class TableWriter:
             if markers:
                 with _MARKER_LOCK:
                     MARKER_ROWS[name] += markers
-            yield dlt.mark.with_hints(table, self.hints[name], create_table_variant=True)
+            if self.files is None:
+                yield dlt.mark.with_hints(table, self.hints[name], create_table_variant=True)
+            else:
+                self.files.write(name, table)
+
+    def finish(self) -> Iterator[Any]:
+        """Yield every pending table, then the files written, if any: each as one item."""
+        yield from self.flush()
+        if self.files is not None:
+            for name, path, rows in self.files.finish():
+                yield import_item(path, rows, self.hints[name])
 
     def write(self, records: list[dict[str, Any]]) -> Iterator[Any]:
         """Convert and yield at once."""
