@@ -4,6 +4,7 @@ of the suite runs every request of the connector through it against the local se
 
 from __future__ import annotations
 
+import gc
 import gzip
 import logging
 import shutil
@@ -24,6 +25,7 @@ import orjson
 import pytest
 
 from lexful_source.client import LexfulClient
+from lexful_source.sandbox import LexfulSandbox
 from lexful_source.settings import TOKEN_PATH
 from lexful_source.transport import Urllib3Transport
 
@@ -258,3 +260,24 @@ def test_tls_is_verified_against_the_certificates_httpx_trusts(
         with ours() as client:
             assert client.get(f"{url}/plain").json() == DOC
     assert seen == ["GET /plain"]
+
+
+def test_a_read_response_is_freed_at_once_not_by_the_cycle_collector(
+    make_sandbox: Callable[..., LexfulSandbox],
+) -> None:
+    """httpx's response and its stream point at each other: left so, every page's body
+    waited for the cyclic collector, which a run calls rarely, and a load of 1,000,000
+    contacts that handed dlt files peaked at 705 MB instead of 477 MB."""
+    env = make_sandbox(contacts=50).credentials
+    with LexfulClient(env["api_base_url"], env["account_id"], env["api_key_id"],
+                      env["api_key_secret"]) as client:  # fmt: skip
+        client.get_json("/v1/organizations", {"limit": 10})
+        gc.collect()
+        gc.disable()
+        try:
+            answer = client.get_json("/v1/assets/system.contact", {"limit": 50})
+            left = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+        finally:
+            gc.enable()
+    assert answer["items"], "the page came back empty"
+    assert left == [], "a response outlived its request: a reference cycle keeps it"
