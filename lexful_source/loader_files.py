@@ -24,11 +24,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlt.common.schema.typing import C_DLT_LOAD_ID as LOAD_ID
+
 if TYPE_CHECKING:  # Arrow is imported with the first table: a run with no changes has none
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-LOAD_ID = "_dlt_load_id"
 LOAD_ID_HINT = {LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False}}
 # dlt calls these with the item a file import carries: that table's hints (``import_item``)
 FILE_HINTS: dict[str, Any] = {
