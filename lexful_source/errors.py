@@ -36,5 +36,10 @@ class PaginationError(LexfulError):
     """The server kept paging without end (repeated or endless pages)."""
 
 
+class LoaderFileError(LexfulError):
+    """A loader file the source writes for dlt could not be written (a full disk, a
+    directory removed under the run); the message names the table and the file."""
+
+
 class UnknownAssetTypeError(ConfigurationError):
     """An asset type named in the configuration does not exist in the account."""

@@ -19,12 +19,15 @@ from __future__ import annotations
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlt.common.schema.typing import C_DLT_LOAD_ID as LOAD_ID
+
+from .errors import LoaderFileError
 
 if TYPE_CHECKING:  # Arrow is imported with the first table: a run with no changes has none
     import pyarrow as pa
@@ -79,7 +82,8 @@ class LoaderFiles:
         self._wait()
         files = []
         for (table_name, _), (path, writer) in self._writers.items():
-            writer.close()
+            with _naming(table_name, path):
+                writer.close()
             files.append((table_name, path, self._rows[path]))
         self._writers.clear()
         return files
@@ -104,13 +108,28 @@ class LoaderFiles:
         import pyarrow.parquet as pq
 
         key = (table_name, table.schema)
-        if key not in self._writers:
-            path = self.directory / f"{table_name}.{len(self._writers)}.parquet"
-            schema = table.schema.with_metadata({**(table.schema.metadata or {}), **WRITTEN_BY})
-            self._writers[key] = (path, pq.ParquetWriter(path, schema))
-        path, writer = self._writers[key]
-        writer.write_table(table)
+        path, writer = self._writers.get(key) or (self._next_path(table_name), None)
+        with _naming(table_name, path):
+            if writer is None:
+                schema = table.schema.with_metadata({**(table.schema.metadata or {}), **WRITTEN_BY})
+                writer = pq.ParquetWriter(path, schema)
+                self._writers[key] = (path, writer)
+            writer.write_table(table)
         self._rows[path] += table.num_rows
+
+    def _next_path(self, table_name: str) -> Path:
+        return self.directory / f"{table_name}.{len(self._writers)}.parquet"
+
+
+@contextmanager
+def _naming(table_name: str, path: Path) -> Iterator[None]:
+    """Arrow's errors of the disk (a full one, a directory gone) do not name the file."""
+    try:
+        yield
+    except OSError as error:
+        raise LoaderFileError(
+            f"could not write the loader file of table {table_name!r} ({path}): {error}"
+        ) from error
 
 
 def import_item(path: Path, rows: int, hints: dict[str, Any]) -> Any:

@@ -8,15 +8,18 @@ Each case adds a row to the table of fault -> outcome printed at the end of the 
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from lexful_source.pipeline import RunSummary, explain
+from lexful_source.resources import LOADER_FILES_DIR
 from lexful_source.sandbox import Fault, LexfulSandbox, ManualClock, RequestInfo
 from lexful_source.sandbox.catalogue import CONTACT, LOCATION
 from lexful_source.sandbox.faults import MALFORMED_VARIANTS
@@ -274,6 +277,27 @@ def test_a_user_without_an_id_fails_naming_endpoint_and_offset(
     )
     message = fails_untouched(duckdb_loader, loaded, "malformed page of users: missing_id")
     assert "GET /v1/users (offset 0): record without an 'id'" in message
+
+
+def test_a_full_disk_under_the_loader_files_fails_naming_table_and_file(
+    duckdb_loader: Loader, loaded: LexfulSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a full disk cannot be made here: Arrow's writer raises what it raises on one, once
+    # (then space is freed for the next run), for the source's files only: dlt writes its
+    # own tables' files with the same writer
+    write_table, full = pq.ParquetWriter.write_table, [True]
+
+    def disk_full(writer: pq.ParquetWriter, table: Any, *args: Any, **kwargs: Any) -> None:
+        if full and LOADER_FILES_DIR in str(writer.where):
+            full.clear()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_table(writer, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", disk_full)
+    message = fails_untouched(duckdb_loader, loaded, "disk full writing a loader file")
+    assert "loader file of table 'system_contact'" in message
+    assert f"{LOADER_FILES_DIR}/system_contact/system_contact.0.parquet" in message
+    assert "No space left on device" in message
 
 
 def test_exhausted_retries_say_what_was_tried_how_often_and_how_long(

@@ -3,12 +3,15 @@ written, the same tables as the truth, and nothing of them left behind."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from lexful_source.errors import LoaderFileError
 from lexful_source.loader_files import LOAD_ID, WRITTEN_BY, LoaderFiles
 from lexful_source.pipeline import is_reference_table
 from lexful_source.resources import LOADER_FILES_DIR
@@ -80,3 +83,15 @@ def test_loader_files_one_file_per_table_and_schema(tmp_path: Path) -> None:
     assert all(written_here(path) for _, path, _ in written)
     files.discard()
     assert not (tmp_path / "files").exists()
+
+
+def test_a_file_that_cannot_be_written_is_named_with_its_table(tmp_path: Path) -> None:
+    files = LoaderFiles(tmp_path / "files", "1234.5")
+    shutil.rmtree(files.directory)
+    files.directory.write_text("not a directory")  # the directory replaced under the run
+    files.write("parent", pa.table({"id": ["a"]}))
+    with pytest.raises(LoaderFileError) as failure:
+        files.finish()
+    assert "loader file of table 'parent'" in str(failure.value)
+    assert str(files.directory / "parent.0.parquet") in str(failure.value)
+    files.discard()  # after the failure: raises nothing more
