@@ -107,12 +107,23 @@ class DecodedPage(ParsedPage):
         tables, child_rows = self._tables
         if not tables or len(rows) == self.count:
             return tables or None
-        keep = np.asarray(rows, dtype=np.int64)
         (name, parent), *children = tables
-        chosen = [(name, parent.take(pa.array(keep)))]
+        first, count = rows[0], len(rows)
+        if rows[-1] - first + 1 == count:  # a run of rows: sliced, not copied
+
+            def kept(of: np.ndarray) -> np.ndarray:
+                return (of >= first) & (of < first + count)
+
+            chosen = [(name, parent.slice(first, count))]
+        else:
+            keep = np.asarray(rows, dtype=np.int64)
+
+            def kept(of: np.ndarray) -> np.ndarray:
+                return np.isin(of, keep)
+
+            chosen = [(name, parent.take(pa.array(keep)))]
         for child, table in children:
-            mask = np.isin(child_rows[child], keep)
-            chosen.append((child, table.filter(pa.array(mask))))
+            chosen.append((child, table.filter(pa.array(kept(child_rows[child])))))
         return chosen
 
 

@@ -68,14 +68,19 @@ class LoaderFiles:
         self._rows: Counter[Path] = Counter()
         self._pending: Future[None] | None = None
 
-    def write(self, table_name: str, table: pa.Table) -> None:
-        """Queue ``table`` for ``table_name``'s file; raises the last write's error."""
+    def write(self, tables: list[tuple[str, pa.Table]]) -> None:
+        """Queue a batch's tables for their files once the batch before is written; raises
+        that batch's error. The batch's tables go together: waiting between them held the
+        thread that makes the tables for most of a batch's writing."""
         import pyarrow as pa
 
         self._wait()
-        stamp = pa.repeat(pa.scalar(self.load_id, pa.string()), table.num_rows)
-        table = table.append_column(pa.field(LOAD_ID, pa.string(), nullable=False), stamp)
-        self._pending = _writer().submit(self._write, table_name, table)
+        stamped = []
+        for table_name, table in tables:
+            stamp = pa.repeat(pa.scalar(self.load_id, pa.string()), table.num_rows)
+            field = pa.field(LOAD_ID, pa.string(), nullable=False)
+            stamped.append((table_name, table.append_column(field, stamp)))
+        self._pending = _writer().submit(self._write_all, stamped)
 
     def finish(self) -> list[tuple[str, Path, int]]:
         """(table, file, rows) of every file, each written and closed."""
@@ -103,6 +108,10 @@ class LoaderFiles:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    def _write_all(self, tables: list[tuple[str, pa.Table]]) -> None:
+        for table_name, table in tables:
+            self._write(table_name, table)
 
     def _write(self, table_name: str, table: pa.Table) -> None:
         import pyarrow.parquet as pq

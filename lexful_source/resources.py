@@ -287,6 +287,7 @@ class TableWriter:
             return
         from .tables import batch_table  # imported with the pages' conversion already
 
+        batch = []
         for name, parts in pending.items():
             table, markers = batch_table(parts, drop_markers=self.first_load)
             if markers:
@@ -295,7 +296,9 @@ class TableWriter:
             if self.files is None:
                 yield dlt.mark.with_hints(table, self.hints[name], create_table_variant=True)
             else:
-                self.files.write(name, table)
+                batch.append((name, table))
+        if self.files is not None:
+            self.files.write(batch)
 
     def finish(self) -> Iterator[Any]:
         """Yield every pending table, then the files written, if any: each as one item."""

@@ -62,6 +62,23 @@ def assert_same_as_dict_path(spec: Any, page: DecodedPage, records: list[dict[st
         assert sorted_rows(got) == sorted_rows(want), name
 
 
+@pytest.mark.parametrize("rows", [[1, 2, 3, 4], [0, 2, 4], [4]], ids=["run", "gaps", "last"])
+def test_some_rows_of_a_page_make_the_dict_paths_tables_of_those_records(rows: list[int]) -> None:
+    # paging drops a page's first record (the one it overlaps the page before with): a run
+    # of rows is sliced, other choices taken; the children follow their parents either way
+    records = [{**PLAIN, "id": f"r{i}"} for i in range(5)]
+    records[2] = {**BASE, "id": "r2"}  # no children: its marker rows
+    made = decoded(ODD, body(records))
+    assert made is not None
+    expected = build_tables(ODD, [records[i] for i in rows], vectorized=False)
+    tables = made[0].rows(rows)
+    assert tables is not None
+    assert [n for n, _ in tables] == [n for n, _ in expected]
+    for (name, got), (_, want) in zip(tables, expected, strict=True):
+        assert got.schema == want.schema, name
+        assert sorted_rows(got) == sorted_rows(want), name
+
+
 def test_a_plain_page_is_decoded_to_the_dict_paths_tables() -> None:
     records = [{**PLAIN, "id": f"r{i}"} for i in range(5)]
     made = decoded(ODD, body(records))

@@ -70,10 +70,11 @@ def test_duckdb_imports_the_source_files_as_written(
 
 def test_loader_files_one_file_per_table_and_schema(tmp_path: Path) -> None:
     files = LoaderFiles(tmp_path / "files", "1234.5")
-    files.write("parent", pa.table({"id": ["a", "b"]}))
-    files.write("child", pa.table({"asset_id": ["a"], "position": [0]}))
-    files.write("parent", pa.table({"id": ["c"]}))
-    files.write("parent", pa.table({"id": [1]}))  # another schema: another file
+    files.write(
+        [("parent", pa.table({"id": ["a", "b"]})), ("child", pa.table({"asset_id": ["a"]}))]
+    )
+    files.write([("parent", pa.table({"id": ["c"]}))])
+    files.write([("parent", pa.table({"id": [1]}))])  # another schema: another file
     written = files.finish()
     assert [(t, n) for t, _, n in written] == [("parent", 3), ("child", 1), ("parent", 1)]
     first = pq.read_table(written[0][1])
@@ -89,7 +90,7 @@ def test_a_file_that_cannot_be_written_is_named_with_its_table(tmp_path: Path) -
     files = LoaderFiles(tmp_path / "files", "1234.5")
     shutil.rmtree(files.directory)
     files.directory.write_text("not a directory")  # the directory replaced under the run
-    files.write("parent", pa.table({"id": ["a"]}))
+    files.write([("parent", pa.table({"id": ["a"]}))])
     with pytest.raises(LoaderFileError) as failure:
         files.finish()
     assert "loader file of table 'parent'" in str(failure.value)
