@@ -109,21 +109,13 @@ class DecodedPage(ParsedPage):
             return tables or None
         (name, parent), *children = tables
         first, count = rows[0], len(rows)
-        if rows[-1] - first + 1 == count:  # a run of rows: sliced, not copied
-
-            def kept(of: np.ndarray) -> np.ndarray:
-                return (of >= first) & (of < first + count)
-
-            chosen = [(name, parent.slice(first, count))]
-        else:
-            keep = np.asarray(rows, dtype=np.int64)
-
-            def kept(of: np.ndarray) -> np.ndarray:
-                return np.isin(of, keep)
-
-            chosen = [(name, parent.take(pa.array(keep)))]
+        run = rows[-1] - first + 1 == count  # a run of rows: sliced, not copied
+        keep = None if run else np.asarray(rows, dtype=np.int64)
+        chosen = [(name, parent.slice(first, count) if run else parent.take(pa.array(keep)))]
         for child, table in children:
-            chosen.append((child, table.filter(pa.array(kept(child_rows[child])))))
+            of = child_rows[child]
+            mask = (of >= first) & (of < first + count) if run else np.isin(of, keep)
+            chosen.append((child, table.filter(pa.array(mask))))
         return chosen
 
 

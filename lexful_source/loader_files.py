@@ -75,11 +75,11 @@ class LoaderFiles:
         import pyarrow as pa
 
         self._wait()
-        stamped = []
-        for table_name, table in tables:
-            stamp = pa.repeat(pa.scalar(self.load_id, pa.string()), table.num_rows)
-            field = pa.field(LOAD_ID, pa.string(), nullable=False)
-            stamped.append((table_name, table.append_column(field, stamp)))
+        field, stamp = pa.field(LOAD_ID, pa.string(), nullable=False), pa.scalar(self.load_id)
+        stamped = [
+            (table_name, table.append_column(field, pa.repeat(stamp, table.num_rows)))
+            for table_name, table in tables
+        ]
         self._pending = _writer().submit(self._write_all, stamped)
 
     def finish(self) -> list[tuple[str, Path, int]]:
