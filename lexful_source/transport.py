@@ -7,8 +7,8 @@ in 64 KB pieces through Python. Read alone on one thread, the 167 pages of 100,0
 contacts took 0.56-0.62 CPU seconds with it and 0.41-0.50 with urllib3, which reads a
 body of known length in C (``benchmarks/wire_speed.py``). Inside a load, where threads
 compete for the lock, the gain is larger: in alternated full loads into DuckDB the
-extract took 11% less time, the whole load 7.5% (medians of eight pairs; the README's
-Speed section).
+extract took 11% less time, the whole load 7.5% (medians of eight pairs;
+``benchmarks/DESIGN.md``).
 
 Where the environment names a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``),
 the client keeps httpx's own transport, which goes through it (``for_environment``).
